@@ -1,0 +1,110 @@
+/* The layer interface. A layer type is a static const dl_layer_ops (a vtable
+ * plus its parameter schema); an instance is a dl_layer.
+ *
+ * Conventions every layer follows:
+ *  - setup() runs once: check bottoms, create learnable blobs (dl_layer_add_param)
+ *    and fill them; reshape() sizes the tops from the bottoms and may run again
+ *    when input shapes change. Neither runs during the iteration loop, so all
+ *    buffers a layer needs are allocated there (the iteration allocates nothing).
+ *  - forward() reads bottoms, writes tops.
+ *  - backward() overwrites the diffs of bottoms whose propagate_down flag is set,
+ *    and ACCUMULATES (+=) into parameter diffs; the net zeroes parameter diffs
+ *    once per iteration, which is what makes iter_size and shared params work.
+ *  - Loss layers write a scalar top; the net seeds its diff with loss_weight, and
+ *    backward scales by top diff[0].
+ *  - User errors return a dl_status with a diagnostic (dl_layer_error); never abort.
+ * GPU variants slot in as forward_gpu/backward_gpu; NULL means "run the CPU code". */
+#ifndef DL_LAYER_H
+#define DL_LAYER_H
+
+#include <stdint.h>
+
+#include "core/blob.h"
+#include "core/rng.h"
+#include "core/schema.h"
+#include "core/status.h"
+
+typedef enum { DL_TRAIN = 0, DL_TEST = 1 } dl_phase;
+
+#define DL_MAX_LAYER_PARAMS 8
+#define DL_MAX_LAYER_BLOBS 16 /* bottoms or tops */
+
+/* Run-wide settings a layer may read (owned by the net). */
+typedef struct dl_ctx {
+  uint64_t seed;  /* the solver's seed: all randomness derives from it */
+  int64_t iter;   /* current training iteration (for counter-based RNG) */
+  int substep;    /* forward pass number within the iteration (iter_size) */
+  int threads;
+} dl_ctx;
+
+typedef struct dl_layer dl_layer;
+typedef struct dl_layer_ops dl_layer_ops;
+
+enum {
+  DL_LAYER_DATA = 1 << 0,     /* produces data; has no bottoms; may save a cursor */
+  DL_LAYER_LOSS = 1 << 1,     /* top 0 is a loss: loss_weight defaults to 1 */
+  DL_LAYER_IN_PLACE = 1 << 2, /* top may be the same blob as bottom */
+};
+
+struct dl_layer_ops {
+  const char *type;    /* "Convolution" */
+  const char *summary; /* one line for `dltrain layers` */
+  const dl_param_spec *schema;
+  size_t param_size;   /* bytes of the param struct the schema fills */
+  int min_bottoms, max_bottoms, min_tops, max_tops; /* max -1: unbounded */
+  const char *bottoms_doc, *tops_doc;
+  unsigned flags;
+  unsigned no_grad_bottoms; /* bit i: bottom i never receives a gradient (labels) */
+
+  dl_status (*setup)(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top, int nt);
+  dl_status (*reshape)(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top, int nt);
+  dl_status (*forward)(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top, int nt);
+  /* NULL: the layer has no backward (data, accuracy). */
+  void (*backward)(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                   dl_blob *const *bottom, int nb);
+  void (*destroy)(dl_layer *l); /* frees priv; may be NULL */
+
+  /* Data layers: where the next batch comes from, for exact resume. */
+  void (*get_cursor)(dl_layer *l, int64_t cursor[4]);
+  dl_status (*set_cursor)(dl_layer *l, const int64_t cursor[4]);
+
+  /* Optional GPU twins (added by the GPU backend). */
+  void *forward_gpu, *backward_gpu;
+};
+
+struct dl_layer {
+  const dl_layer_ops *ops;
+  char *name;
+  dl_phase phase;
+  dl_loc loc;     /* where the layer is defined, for errors */
+  int index;      /* position in the net */
+  void *param;    /* ops->param_size bytes, filled from YAML through the schema */
+  void *priv;     /* the layer's own state */
+  const dl_ctx *ctx;
+  int nparams;
+  dl_blob *params[DL_MAX_LAYER_PARAMS];
+  float lr_mult[DL_MAX_LAYER_PARAMS];
+  float decay_mult[DL_MAX_LAYER_PARAMS];
+};
+
+/* Creates param blob number l->nparams ("<layer>/<suffix>") with the given shape. */
+dl_status dl_layer_add_param(dl_layer *l, const char *suffix, int ndim, const int *shape,
+                             dl_blob **out);
+/* A deterministic RNG for this layer's fillers: same seed, same weights. */
+void dl_layer_rng(const dl_layer *l, int stream, dl_rng *rng);
+/* A user error about this layer, located at its definition. */
+dl_status dl_layer_error(const dl_layer *l, dl_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Builds a layer from one YAML mapping, e.g.
+ *   "{name: ip, type: InnerProduct, num_output: 10}".
+ * Used by tests and tools; nets use the same path. `ctx` may be NULL (a default
+ * context with seed 1 is used). Does not run setup. */
+dl_status dl_layer_from_yaml(const char *yaml_text, dl_phase phase, const dl_ctx *ctx,
+                             dl_layer **out);
+/* Checks arity, runs setup then reshape. */
+dl_status dl_layer_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                         int nt);
+void dl_layer_free(dl_layer *l);
+
+#endif

@@ -1,0 +1,29 @@
+/* CPU math: BLAS for the heavy work, plain loops the compiler vectorizes for
+ * the rest. Row-major throughout. */
+#ifndef DL_MATH_H
+#define DL_MATH_H
+
+#include <stddef.h>
+
+/* C = alpha * op(A) * op(B) + beta * C, with op(A) M x K, op(B) K x N. */
+void dl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+             const float *B, float beta, float *C);
+/* y = alpha * op(A) * x + beta * y, A is M x N. */
+void dl_gemv(int trans_a, int M, int N, float alpha, const float *A, const float *x, float beta,
+             float *y);
+void dl_axpy(size_t n, float alpha, const float *x, float *y); /* y += alpha x */
+void dl_axpby(size_t n, float alpha, const float *x, float beta, float *y);
+void dl_scal(size_t n, float alpha, float *x);
+void dl_set(size_t n, float value, float *x);
+void dl_copy(size_t n, const float *x, float *y);
+double dl_dot(size_t n, const float *x, const float *y);
+double dl_asum(size_t n, const float *x);
+double dl_sumsq(size_t n, const float *x);
+int dl_all_finite(size_t n, const float *x);
+
+/* One place sets the thread count, for OpenBLAS and our own loops. */
+void dl_set_threads(int n);
+int dl_get_threads(void);
+const char *dl_blas_info(void);
+
+#endif

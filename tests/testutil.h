@@ -1,0 +1,47 @@
+/* Shared helpers for the Check suites: finite-difference gradient checks,
+ * building layers from YAML snippets, random blobs. */
+#ifndef DL_TESTUTIL_H
+#define DL_TESTUTIL_H
+
+#include <check.h>
+#include <string.h>
+
+#include "core/layer.h"
+
+typedef struct {
+  double step;        /* central-difference step (default 1e-2 on float32 data) */
+  double threshold;   /* relative tolerance (default 1e-2) */
+  int max_per_blob;   /* check at most this many elements per blob, spread out (default 200) */
+  double kink;        /* skip bottom elements within kink_range of kink (ReLU, max pool) */
+  double kink_range;  /* 0: no kink skipping */
+  int skip_params;    /* only check bottoms */
+} dl_gradcheck_opts;
+
+/* Checks every bottom (except the layer's no_grad_bottoms) and every param.
+ * Objective: sum over tops t of dot(top_t, R_t) with fixed random R_t. Returns the
+ * number of mismatches; a description of the first few goes to msg. */
+int dl_gradcheck(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top, int nt,
+                 const dl_gradcheck_opts *opts, char *msg, size_t msglen);
+
+/* Builds and sets up a layer from YAML; fails the test (ck_abort) with the
+ * diagnostics on any error. */
+dl_layer *dl_test_layer(const char *yaml, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                        int nt);
+/* New blob of the given shape (ndim axes), data uniform in [lo, hi) from seed. */
+dl_blob *dl_test_blob(const char *name, int ndim, const int *shape, float lo, float hi,
+                      uint64_t seed);
+/* Asserts |a - b| <= tol * max(1, |a|, |b|) elementwise, naming the first mismatch. */
+void dl_check_close(const float *got, const float *want, size_t n, double tol, const char *what);
+
+/* Temp directory for a test, removed by the caller with dl_test_rmdir. */
+const char *dl_test_tmpdir(char *buf, size_t n);
+void dl_test_rmdir(const char *dir);
+/* Writes text to dir/name and returns the path in a static-ish buffer the caller owns. */
+char *dl_test_write(const char *dir, const char *name, const char *text);
+
+/* Every suite's constructor (tests/suites.h lists them). */
+#define DL_SUITE(name) Suite *suite_##name(void);
+#include "tests/suites.h"
+#undef DL_SUITE
+
+#endif
