@@ -2,6 +2,7 @@
 #   GPU=auto|1|0   compile the CUDA objects (*.cu) when nvcc and cuDNN are found (auto)
 #   DEBUG=1        -O0 -g
 #   SAN=1          AddressSanitizer + UBSan (what `make asan` uses)
+#   V=1            print full compiler commands
 # Targets: all (./dltrain), test, asan, format, clean, deps (install Debian packages).
 # Sources are found by wildcard: a new layer needs no edit here.
 
@@ -56,18 +57,25 @@ dltrain: $(BUILD)/dltrain
 	@cp $< $@
 
 $(BUILD)/dltrain: $(LIB_OBJ) $(BUILD)/cmd/main.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/run_tests: $(LIB_OBJ) $(TEST_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(filter 1,$(V)),,echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	@$(if $(filter 1,$(V)),,echo "  NVCC  $<")
+	$(Q)$(NVCC) $(NVFLAGS) -c $< -o $@
 
 # The suite runs from the repo root (configs/ and data paths are relative).
 # Tests that need the executable (signals, the CLI) use DLTRAIN_BIN.

@@ -1,0 +1,371 @@
+/* The training loop. Order per iteration follows Caffe: test when due, then
+ * forward/backward (iter_size times), normalize, check for divergence, clip,
+ * regularize, update, iter++, display, snapshot when due. */
+#include "solvers/solver.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/device.h"
+#include "core/math.h"
+/* From io/prefetch.c: seconds this data layer made the net wait (0 for others). */
+double dl_data_layer_wait_seconds(dl_layer *l);
+
+volatile sig_atomic_t dl_stop_requested, dl_snapshot_requested;
+
+static double now_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* "dir/of/solver.yaml" + "net.yaml" -> "dir/of/net.yaml"; absolute paths stay. */
+static char *path_beside(const char *file, const char *rel) {
+  if (rel[0] == '/' || !file || !strchr(file, '/')) return strdup(rel);
+  char *copy = strdup(file);
+  if (!copy) return NULL;
+  const char *dir = dirname(copy);
+  size_t n = strlen(dir) + strlen(rel) + 2;
+  char *out = malloc(n);
+  if (out) snprintf(out, n, "%s/%s", dir, rel);
+  free(copy);
+  return out;
+}
+
+static void mkdirs_for(const char *path) {
+  char *copy = strdup(path);
+  if (!copy) return;
+  for (char *p = copy + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      mkdir(copy, 0755);
+      *p = '/';
+    }
+  free(copy);
+}
+
+static int train_batch_size(const dl_net *net) {
+  for (int i = 0; i < net->nsteps; i++)
+    if (net->steps[i].layer->ops->flags & DL_LAYER_DATA && net->steps[i].nt > 0)
+      return dl_blob_dim(net->steps[i].top[0], 0);
+  return 1;
+}
+
+dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
+                           const dl_solver_opts *opts, dl_solver **out) {
+  static const dl_solver_opts no_opts = {.seed = -1, .gpu = -1};
+  if (!opts) opts = &no_opts;
+  *out = NULL;
+  dl_solver *s = calloc(1, sizeof *s);
+  if (!s) return dl_error(DL_ENOMEM, "out of memory");
+  s->param = *p;
+  s->log = stderr;
+  s->quiet = opts->quiet;
+  s->solver_file = strdup(solver_file ? solver_file : "<solver>");
+  dl_status st = DL_OK;
+  if (opts->gpu >= 0 || p->mode == 1) {
+    st = dl_gpu_require(opts->gpu >= 0 ? opts->gpu : p->device_id);
+    if (st) goto fail;
+  }
+  if (opts->net_path)
+    s->net_file = strdup(opts->net_path);
+  else if (p->net[0])
+    s->net_file = path_beside(solver_file, p->net);
+  else {
+    st = dl_error(DL_EUSAGE, "%s: no net given: set 'net:' in the solver or pass NET.yaml", s->solver_file);
+    goto fail;
+  }
+  if (opts->seed >= 0)
+    s->param.seed = (int)(opts->seed & 0x7fffffff);
+  else if (p->seed < 0)
+    s->param.seed = (int)((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16)) & 0x7fffffff;
+  if (opts->threads > 0) s->param.threads = opts->threads;
+  dl_set_threads(s->param.threads);
+  s->ctx = (dl_ctx){.seed = (uint64_t)s->param.seed, .threads = dl_get_threads()};
+
+  st = dl_net_from_file(s->net_file, DL_TRAIN, &s->ctx, &s->train);
+  if (!st && s->param.test_iter > 0) {
+    st = dl_net_from_file(s->net_file, DL_TEST, &s->ctx, &s->test);
+    if (!st) st = dl_net_share_params(s->test, s->train);
+  }
+  if (st) goto fail;
+  s->history = dl_mem_new(s->train->param_count ? s->train->param_count : 1);
+  s->loss_window = calloc((size_t)s->param.average_loss, sizeof(float));
+  if (!s->history || !s->loss_window || !dl_mem_host_mut(s->history)) {
+    st = dl_error(DL_ENOMEM, "out of memory for solver state");
+    goto fail;
+  }
+  const char *mpath = opts->metrics_path;
+  char buf[DL_STR_MAX + 32];
+  if (!mpath) {
+    snprintf(buf, sizeof buf, "%s_metrics.jsonl", s->param.snapshot_prefix);
+    mpath = buf;
+  }
+  mkdirs_for(mpath);
+  s->metrics = fopen(mpath, "a");
+  if (!s->metrics) {
+    st = dl_error(DL_EIO, "cannot write the metrics log %s: %s", mpath, strerror(errno));
+    goto fail;
+  }
+  *out = s;
+  return DL_OK;
+fail:
+  dl_solver_free(s);
+  return st;
+}
+
+void dl_solver_free(dl_solver *s) {
+  if (!s) return;
+  dl_net_free(s->test);
+  dl_net_free(s->train);
+  dl_mem_release(s->history);
+  if (s->metrics) fclose(s->metrics);
+  free(s->loss_window);
+  free(s->solver_file);
+  free(s->net_file);
+  free(s);
+}
+
+/* ---- divergence ----------------------------------------------------------- */
+
+static dl_status diverged(dl_solver *s, double loss, double lr) {
+  dl_net *net = s->train;
+  const char *what = "a parameter gradient", *where = "";
+  char buf[400] = "";
+  for (int i = 0; i < net->nsteps && !buf[0]; i++) {
+    dl_net_step *st = &net->steps[i];
+    for (int k = 0; k < st->nt && !buf[0]; k++)
+      if (!dl_all_finite(st->top[k]->count, dl_cdata(st->top[k])))
+        snprintf(buf, sizeof buf, "blob '%s' (output of layer '%s')", st->top[k]->name,
+                 st->layer->name);
+  }
+  for (int j = 0; j < net->nparams && !buf[0]; j++)
+    if (!dl_all_finite(net->params[j]->count, dl_cdiff(net->params[j])))
+      snprintf(buf, sizeof buf, "the gradient of '%s'", net->params[j]->name);
+  if (buf[0]) what = buf;
+  if (s->last_snapshot[0]) where = s->last_snapshot;
+  return dl_error(DL_EDIVERGED,
+                  "training diverged at iteration %lld: loss is %g at lr %g; the first non-finite "
+                  "values are in %s. %s%s. Try a lower base_lr or set clip_gradients.",
+                  (long long)s->iter, loss, lr, what,
+                  where[0] ? "The last good snapshot is " : "No snapshot was written yet", where);
+}
+
+/* ---- the update ------------------------------------------------------------ */
+
+/* One pass over the flat buffers: g = diff / iter_size * clip_scale, plus
+ * weight decay; v = momentum v + lr lr_mult g; w -= v. */
+static void sgd_update(dl_solver *s, double lr) {
+  dl_net *net = s->train;
+  const dl_solver_param *p = &s->param;
+  float *w = dl_mem_host_mut(net->flat_data), *g = dl_mem_host_mut(net->flat_diff);
+  float *v = dl_mem_host_mut(s->history);
+  float scale = 1.0f / (float)p->iter_size;
+  if (p->clip_gradients > 0) {
+    double norm = sqrt(dl_sumsq(net->param_count, g)) * scale;
+    if (norm > p->clip_gradients) {
+      if (!s->quiet)
+        fprintf(s->log, "  clipping gradients: L2 norm %.4g > clip_gradients %g\n", norm,
+                p->clip_gradients);
+      scale *= (float)(p->clip_gradients / norm);
+    }
+  }
+  for (int j = 0; j < net->nparams; j++) {
+    size_t off = net->param_offset[j], n = net->params[j]->count;
+    float rate = (float)lr * net->lr_mult[j], decay = p->weight_decay * net->decay_mult[j];
+    float mom = p->momentum;
+    float *wj = w + off, *gj = g + off, *vj = v + off;
+    if (p->regularization == DL_REG_L1)
+      for (size_t i = 0; i < n; i++) {
+        float grad = gj[i] * scale + decay * (float)((wj[i] > 0) - (wj[i] < 0));
+        vj[i] = mom * vj[i] + rate * grad;
+        wj[i] -= vj[i];
+      }
+    else
+      for (size_t i = 0; i < n; i++) {
+        float grad = gj[i] * scale + decay * wj[i];
+        vj[i] = mom * vj[i] + rate * grad;
+        wj[i] -= vj[i];
+      }
+  }
+}
+
+dl_status dl_solver_step(dl_solver *s, double *loss_out) {
+  dl_net *net = s->train;
+  double loss = 0;
+  dl_net_zero_param_diffs(net);
+  s->ctx.iter = s->iter;
+  for (int k = 0; k < s->param.iter_size; k++) {
+    double l;
+    s->ctx.substep = k;
+    dl_status st = dl_net_forward(net, &l);
+    if (st) return st;
+    dl_net_backward(net);
+    loss += l;
+  }
+  loss /= s->param.iter_size;
+  double lr = dl_lr_at(&s->param, s->iter);
+  if (!isfinite(loss) || !dl_all_finite(net->param_count, dl_mem_host(net->flat_diff)))
+    return diverged(s, loss, lr);
+  sgd_update(s, lr);
+  /* Smoothed loss over the last average_loss iterations. */
+  int k = s->param.average_loss;
+  s->loss_window[s->losses_seen % k] = (float)loss;
+  s->losses_seen++;
+  int have = s->losses_seen < k ? (int)s->losses_seen : k;
+  double sum = 0;
+  for (int i = 0; i < have; i++) sum += s->loss_window[i];
+  s->smoothed_loss = sum / have;
+  s->iter++;
+  if (loss_out) *loss_out = loss;
+  return DL_OK;
+}
+
+/* ---- testing --------------------------------------------------------------- */
+
+dl_status dl_solver_test(dl_solver *s, double *means) {
+  dl_net *net = s->test;
+  if (!net) return DL_OK;
+  for (int o = 0; o < net->noutputs; o++) means[o] = 0;
+  for (int i = 0; i < s->param.test_iter; i++) {
+    dl_status st = dl_net_forward(net, NULL);
+    if (st) return st;
+    for (int o = 0; o < net->noutputs; o++) {
+      const float *y = dl_cdata(net->outputs[o]);
+      for (size_t e = 0; e < net->outputs[o]->count; e++) means[o] += y[e];
+    }
+  }
+  for (int o = 0; o < net->noutputs; o++) means[o] /= s->param.test_iter * (double)net->outputs[o]->count;
+  if (!s->quiet)
+    for (int o = 0; o < net->noutputs; o++) {
+      fprintf(s->log, "test @ iter %lld: %s = %.6g", (long long)s->iter, net->outputs[o]->name, means[o]);
+      if (net->output_weight[o] != 0)
+        fprintf(s->log, " (* %g = %.6g loss)", net->output_weight[o], means[o] * net->output_weight[o]);
+      fputc('\n', s->log);
+    }
+  fprintf(s->metrics, "{\"iter\": %lld, \"phase\": \"test\"", (long long)s->iter);
+  for (int o = 0; o < net->noutputs; o++)
+    fprintf(s->metrics, ", \"%s\": %.8g", net->outputs[o]->name, means[o]);
+  fprintf(s->metrics, "}\n");
+  fflush(s->metrics);
+  return DL_OK;
+}
+
+static dl_status run_test(dl_solver *s) {
+  if (!s->test) return DL_OK;
+  double means[256];
+  if (s->test->noutputs > 256) return dl_error(DL_ECONFIG, "test net has too many outputs");
+  return dl_solver_test(s, means);
+}
+
+/* ---- display ---------------------------------------------------------------- */
+
+static void format_duration(double sec, char *buf, size_t n) {
+  long t = (long)(sec + 0.5);
+  if (t >= 3600)
+    snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else if (t >= 60)
+    snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+  else
+    snprintf(buf, n, "%.1fs", sec);
+}
+
+static void display(dl_solver *s, double loss, double lr, int64_t first_iter, double t0) {
+  double elapsed = now_seconds() - t0, per_iter = elapsed / (double)(s->iter - first_iter);
+  double ips = train_batch_size(s->train) * s->param.iter_size / per_iter;
+  double wait = 0;
+  for (int i = 0; i < s->train->nsteps; i++) wait += dl_data_layer_wait_seconds(s->train->steps[i].layer);
+  char el[32], eta[32];
+  format_duration(elapsed, el, sizeof el);
+  format_duration(per_iter * (double)(s->param.max_iter - s->iter), eta, sizeof eta);
+  if (!s->quiet) {
+    if (isatty(fileno(s->log))) fprintf(s->log, "\r\033[K");
+    fprintf(s->log,
+            "iter %lld/%d  loss %.6g (avg %.6g)  lr %.6g  %.0f img/s  data wait %.0f%%  elapsed %s  eta %s\n",
+            (long long)s->iter, s->param.max_iter, loss, s->smoothed_loss, lr, ips,
+            100.0 * wait / (elapsed > 0 ? elapsed : 1), el, eta);
+  }
+  fprintf(s->metrics,
+          "{\"iter\": %lld, \"time\": %.4f, \"lr\": %.8g, \"loss\": %.8g, \"smoothed_loss\": %.8g, "
+          "\"images_per_s\": %.2f}\n",
+          (long long)s->iter, elapsed, lr, loss, s->smoothed_loss, ips);
+  fflush(s->metrics);
+}
+
+static void progress(dl_solver *s, int64_t since) {
+  if (s->quiet || !isatty(fileno(s->log)) || s->param.display == 0) return;
+  int width = 30, done = (int)(width * (s->iter - since) / s->param.display);
+  if (done > width) done = width;
+  fprintf(s->log, "\r  [%.*s%*s] iter %lld", done, "==============================", width - done,
+          "", (long long)s->iter);
+  fflush(s->log);
+}
+
+/* ---- the loop ----------------------------------------------------------------- */
+
+dl_status dl_solver_solve(dl_solver *s) {
+  const dl_solver_param *p = &s->param;
+  int64_t first_iter = s->iter, last_display = s->iter;
+  double t0 = now_seconds();
+  dl_status st = DL_OK;
+  if (!s->quiet)
+    fprintf(s->log, "training from iteration %lld to %d\n", (long long)s->iter, p->max_iter);
+  while (s->iter < p->max_iter) {
+    if (p->test_interval > 0 && s->iter % p->test_interval == 0 &&
+        (s->iter > 0 || p->test_initialization) && (st = run_test(s)))
+      return st;
+    double loss, lr = dl_lr_at(p, s->iter);
+    if ((st = dl_solver_step(s, &loss))) return st;
+    if (p->display > 0 && (s->iter % p->display == 0 || s->iter == first_iter + 1)) {
+      display(s, loss, lr, first_iter, t0);
+      last_display = s->iter;
+    } else {
+      progress(s, last_display);
+    }
+    int due = p->snapshot > 0 && s->iter % p->snapshot == 0 && s->iter < p->max_iter;
+    if (due || dl_snapshot_requested) {
+      dl_snapshot_requested = 0;
+      if ((st = dl_solver_snapshot(s))) return st;
+    }
+    if (dl_stop_requested) {
+      if (!s->quiet) fprintf(s->log, "\nstopping at iteration %lld on a signal\n", (long long)s->iter);
+      if ((st = dl_solver_snapshot(s))) return st;
+      return DL_EINTERRUPTED;
+    }
+  }
+  if (p->snapshot_after_train && (st = dl_solver_snapshot(s))) return st;
+  if (s->test && (st = run_test(s))) return st;
+  return DL_OK;
+}
+
+/* ---- signals ---------------------------------------------------------------- */
+
+static void on_signal(int sig) {
+  if (sig == SIGHUP) {
+    dl_snapshot_requested = 1;
+    return;
+  }
+  if (dl_stop_requested && sig == SIGINT) {
+    static const char msg[] = "\nsecond interrupt: exiting without a snapshot\n";
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(DL_EINTERRUPTED);
+  }
+  dl_stop_requested = 1;
+}
+
+void dl_solver_install_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+}

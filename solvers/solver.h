@@ -1,0 +1,106 @@
+/* The solver: owns the train net (and a test net sharing its weights), runs
+ * the iteration loop (forward, backward, regularize, clip, update), tests,
+ * displays, snapshots, handles signals and stops on divergence. */
+#ifndef DL_SOLVER_H
+#define DL_SOLVER_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "core/net.h"
+#include "core/schema.h"
+
+typedef enum { DL_SOLVER_SGD } dl_solver_type;
+typedef enum { DL_LR_FIXED, DL_LR_STEP, DL_LR_EXP, DL_LR_INV, DL_LR_MULTISTEP, DL_LR_POLY, DL_LR_SIGMOID } dl_lr_policy;
+typedef enum { DL_REG_L2, DL_REG_L1 } dl_regularization;
+
+typedef struct dl_solver_param {
+  char net[DL_STR_MAX];
+  int type;
+  float base_lr, momentum, weight_decay;
+  int regularization;
+  int lr_policy;
+  float gamma, power;
+  int stepsize;
+  dl_ints stepvalue;
+  int max_iter, display, average_loss;
+  int test_interval, test_iter, test_initialization;
+  int snapshot;
+  char snapshot_prefix[DL_STR_MAX];
+  int snapshot_keep, snapshot_after_train;
+  int seed; /* -1: pick one from the clock, and print it */
+  int mode; /* 0 cpu, 1 gpu */
+  int device_id;
+  int iter_size;
+  float clip_gradients; /* <= 0: off */
+  int threads;          /* 0: all cores */
+} dl_solver_param;
+
+extern const dl_param_spec dl_solver_schema[];
+extern const char *const dl_solver_type_names[];
+extern const char *const dl_lr_policy_names[];
+
+/* Parses a solver file; `net_override` (may be NULL) replaces its `net`. */
+dl_status dl_solver_param_load(const char *path, dl_solver_param *p);
+dl_status dl_solver_param_from_string(const char *yaml, const char *name, dl_solver_param *p);
+
+/* The learning rate at `iter` for the policy (closed forms as Caffe). */
+double dl_lr_at(const dl_solver_param *p, int64_t iter);
+
+typedef struct dl_solver {
+  dl_solver_param param;
+  char *solver_file;
+  char *net_file;
+  dl_ctx ctx;
+  dl_net *train, *test;
+  dl_mem *history; /* momentum, one float per parameter */
+  int64_t iter;
+  float *loss_window; /* last average_loss losses */
+  int64_t losses_seen;
+  double smoothed_loss;
+  FILE *metrics; /* JSON lines next to the snapshots */
+  FILE *log;     /* human log (stderr) */
+  int quiet;
+  char last_snapshot[1024];
+  double data_wait_seconds;
+  double start_time;
+} dl_solver;
+
+typedef struct dl_solver_opts {
+  const char *net_path;   /* overrides the solver's `net` */
+  int64_t seed;           /* >= 0 overrides the solver's seed */
+  int threads;            /* > 0 overrides */
+  int gpu;                /* >= 0: asks for that GPU */
+  const char *metrics_path; /* NULL: <snapshot_prefix>_metrics.jsonl */
+  int quiet;
+} dl_solver_opts;
+
+dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
+                           const dl_solver_opts *opts, dl_solver **out);
+void dl_solver_free(dl_solver *s);
+
+/* Runs until max_iter (or a signal). */
+dl_status dl_solver_solve(dl_solver *s);
+/* One training iteration (forward, backward, update); *loss gets its loss. */
+dl_status dl_solver_step(dl_solver *s, double *loss);
+/* Runs the test net over test_iter batches; means of each output into `means`
+ * (noutputs of the test net), printed to the log. */
+dl_status dl_solver_test(dl_solver *s, double *means);
+
+/* Snapshot to <prefix>_iter_<N>.dlsnap (atomically), keeping the last K. */
+dl_status dl_solver_snapshot(dl_solver *s);
+dl_status dl_solver_restore(dl_solver *s, const char *path);
+dl_status dl_solver_load_weights(dl_solver *s, const char *path, FILE *report);
+
+/* Weights only (for fine-tuning or `dltrain test`), same file format. */
+dl_status dl_net_export_weights(const dl_net *net, const char *path);
+/* Loads parameters by name and shape; prints one line per parameter to
+ * `report` (may be NULL): loaded / shape mismatch / not in file / not in net. */
+dl_status dl_net_load_weights(dl_net *net, const char *path, FILE *report, int *loaded);
+
+/* Signal handling for train: SIGINT/SIGTERM stop with a snapshot (a second
+ * SIGINT exits at once), SIGHUP snapshots and continues. */
+void dl_solver_install_signals(void);
+extern volatile sig_atomic_t dl_stop_requested, dl_snapshot_requested;
+
+#endif

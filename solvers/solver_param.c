@@ -1,0 +1,100 @@
+/* The solver file: its schema (which is also its documentation) and the
+ * cross-key checks a schema cannot express (a policy's required keys). */
+#include <string.h>
+
+#include "io/config.h"
+#include "solvers/solver.h"
+
+const char *const dl_solver_type_names[] = {"sgd", NULL};
+const char *const dl_lr_policy_names[] = {"fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid", NULL};
+static const char *const reg_names[] = {"L2", "L1", NULL};
+static const char *const mode_names[] = {"cpu", "gpu", NULL};
+
+#define S dl_solver_param
+const dl_param_spec dl_solver_schema[] = {
+    DL_P_STRING(S, net, "", "net file (relative to the solver file); the command line may give it instead", "net"),
+    DL_P_ENUM(S, type, "sgd", dl_solver_type_names, "solver type", "type: \"SGD\""),
+    DL_P_FLOAT(S, base_lr, NULL, 0, 1e6, "base learning rate", "base_lr"),
+    DL_P_FLOAT(S, momentum, "0", 0, 1, "momentum (0: plain SGD)", "momentum"),
+    DL_P_FLOAT(S, weight_decay, "0", 0, 1e6, "weight decay (regularization strength)", "weight_decay"),
+    DL_P_ENUM(S, regularization, "L2", reg_names, "L2 or L1 weight decay", "regularization_type"),
+    DL_P_ENUM(S, lr_policy, "fixed", dl_lr_policy_names,
+              "fixed, step (gamma, stepsize), exp (gamma), inv (gamma, power), multistep (gamma, "
+              "stepvalue), poly (power, max_iter), sigmoid (gamma, stepsize)", "lr_policy"),
+    DL_P_FLOAT(S, gamma, "0", -1e6, 1e6, "lr policy gamma", "gamma"),
+    DL_P_FLOAT(S, power, "0", -1e6, 1e6, "lr policy power", "power"),
+    DL_P_INT(S, stepsize, "0", 0, 2e9, "lr policy step size (iterations)", "stepsize"),
+    DL_P_INTS(S, stepvalue, "[]", 0, 2e9, "multistep: iterations at which lr is multiplied by gamma", "stepvalue (repeated)"),
+    DL_P_INT(S, max_iter, NULL, 1, 2e9, "iterations to train", "max_iter"),
+    DL_P_INT(S, display, "100", 0, 2e9, "log every N iterations (0: never)", "display"),
+    DL_P_INT(S, average_loss, "1", 1, 100000, "the displayed loss is the mean of the last N", "average_loss"),
+    DL_P_INT(S, test_interval, "0", 0, 2e9, "test every N iterations (0: only at the end)", "test_interval"),
+    DL_P_INT(S, test_iter, "0", 0, 2e9, "batches per test (0: no testing)", "test_iter"),
+    DL_P_BOOL(S, test_initialization, "true", "also test before the first iteration", "test_initialization"),
+    DL_P_INT(S, snapshot, "0", 0, 2e9, "snapshot every N iterations (0: only at the end)", "snapshot"),
+    DL_P_STRING(S, snapshot_prefix, "snapshots/model", "path prefix of snapshot files (relative to the working directory)", "snapshot_prefix"),
+    DL_P_INT(S, snapshot_keep, "3", 1, 1000000, "keep the last K snapshots", "(none)"),
+    DL_P_BOOL(S, snapshot_after_train, "true", "write a snapshot when training ends", "snapshot_after_train"),
+    DL_P_INT(S, seed, "-1", -1, 2147483647, "random seed (-1: from the clock, printed)", "random_seed"),
+    DL_P_ENUM(S, mode, "cpu", mode_names, "cpu or gpu", "solver_mode"),
+    DL_P_INT(S, device_id, "0", 0, 64, "GPU index in gpu mode", "device_id"),
+    DL_P_INT(S, iter_size, "1", 1, 100000, "accumulate gradients over N batches per update", "iter_size"),
+    DL_P_FLOAT(S, clip_gradients, "0", 0, 1e30, "scale gradients down when their global L2 norm exceeds this (0: off)", "clip_gradients"),
+    DL_P_INT(S, threads, "0", 0, 1024, "CPU threads (0: all cores; --threads overrides)", "(none)"),
+    DL_SPEC_END};
+#undef S
+
+/* Which keys each policy needs, as Caffe reads them. */
+static dl_status check_policy(const dl_ydoc *doc, const dl_ynode *root, dl_solver_param *p) {
+  static const char *const needs[][3] = {
+      [DL_LR_FIXED] = {NULL}, [DL_LR_STEP] = {"gamma", "stepsize", NULL},
+      [DL_LR_EXP] = {"gamma", NULL}, [DL_LR_INV] = {"gamma", "power", NULL},
+      [DL_LR_MULTISTEP] = {"gamma", "stepvalue", NULL}, [DL_LR_POLY] = {"power", NULL, NULL},
+      [DL_LR_SIGMOID] = {"gamma", "stepsize", NULL}};
+  dl_status first = DL_OK;
+  const dl_ynode *pol = dl_ymap_get(root, "lr_policy");
+  for (int i = 0; i < 3 && needs[p->lr_policy][i]; i++)
+    if (!dl_ymap_get(root, needs[p->lr_policy][i])) {
+      dl_loc loc = dl_yloc(doc, pol ? pol : root);
+      dl_status st = dl_error_at(DL_ECONFIG, &loc, "solver: lr_policy '%s' needs '%s'",
+                                 dl_lr_policy_names[p->lr_policy], needs[p->lr_policy][i]);
+      if (!first) first = st;
+    }
+  if (p->lr_policy == DL_LR_STEP && p->stepsize < 1) {
+    dl_loc loc = dl_yloc(doc, dl_ymap_get(root, "stepsize"));
+    if (!first) first = dl_error_at(DL_ECONFIG, &loc, "solver: stepsize must be at least 1 for lr_policy 'step'");
+  }
+  for (int i = 1; i < p->stepvalue.n; i++)
+    if (p->stepvalue.v[i] <= p->stepvalue.v[i - 1]) {
+      dl_loc loc = dl_yloc(doc, dl_ymap_get(root, "stepvalue"));
+      if (!first) first = dl_error_at(DL_ECONFIG, &loc, "solver: stepvalue must be increasing");
+    }
+  if (p->test_interval > 0 && p->test_iter == 0) {
+    dl_loc loc = dl_yloc(doc, dl_ymap_get(root, "test_interval"));
+    if (!first) first = dl_error_at(DL_ECONFIG, &loc, "solver: test_interval is set but test_iter is 0 (how many test batches?)");
+  }
+  return first;
+}
+
+static dl_status from_doc(const dl_ydoc *doc, dl_solver_param *p) {
+  dl_schema_defaults(dl_solver_schema, p);
+  dl_status st = dl_schema_apply(dl_solver_schema, doc, doc->root, NULL, "solver", p);
+  if (!st) st = check_policy(doc, doc->root, p);
+  return st;
+}
+
+dl_status dl_solver_param_load(const char *path, dl_solver_param *p) {
+  dl_ydoc *doc = NULL;
+  dl_status st = dl_yaml_load_file(path, &doc);
+  if (!st) st = from_doc(doc, p);
+  dl_yaml_free(doc);
+  return st;
+}
+
+dl_status dl_solver_param_from_string(const char *yaml, const char *name, dl_solver_param *p) {
+  dl_ydoc *doc = NULL;
+  dl_status st = dl_yaml_load_string(yaml, name, &doc);
+  if (!st) st = from_doc(doc, p);
+  dl_yaml_free(doc);
+  return st;
+}
