@@ -64,8 +64,8 @@ const char *dl_registry_suggest(const char *type, char *buf, size_t n) {
   size_t off = 0;
   buf[0] = 0;
   for (int k = 0; k < 3 && best[k] >= 0; k++) {
-    int limit = (int)strlen(type) / 2 + 2;
-    if (k > 0 && dist[k] > limit) break;
+    int limit = (int)strlen(type) / 3 + 1;
+    if (dist[k] > limit) break;
     off += (size_t)snprintf(buf + off, n - off, "%s'%s'", k ? ", " : "", all_layers[best[k]]->type);
     if (off >= n) break;
   }

@@ -84,8 +84,11 @@ static dl_status parse_float(const dl_param_spec *s, const dl_ydoc *doc, const d
   if (n->type != DL_Y_SCALAR)
     return bad(doc, n, owner, s->key, "expected a number, got a %s", dl_ytype_name(n->type));
   char *end;
-  double v = strtod(n->value, &end);
-  if (end == n->value || *end) return bad(doc, n, owner, s->key, "expected a number, got '%s'", n->value);
+  const char *text = n->value;
+  if (strcasestr(text, ".nan") || strcasestr(text, ".inf"))
+    return bad(doc, n, owner, s->key, "expected a finite number, got '%s'", text);
+  double v = strtod(text, &end);
+  if (end == text || *end) return bad(doc, n, owner, s->key, "expected a number, got '%s'", text);
   if (!isfinite(v) || fabs(v) > 3e38)
     return bad(doc, n, owner, s->key, "expected a finite number, got '%s'", n->value);
   if (v < s->min || v > s->max)
@@ -197,18 +200,20 @@ dl_status dl_parse_value(const dl_param_spec *s, const dl_ydoc *doc, const dl_yn
 void dl_schema_defaults(const dl_param_spec *spec, void *out) {
   for (const dl_param_spec *s = spec; s->key; s++) {
     if (!s->def) continue;
-    dl_ydoc *doc = NULL;
-    dl_status st = dl_yaml_load_string(s->def[0] ? s->def : "''", "<default>", &doc);
-    if (st == DL_OK && s->type == DL_PT_STRING && !s->def[0]) {
-      ((char *)out + s->offset)[0] = 0;
-    } else if (st == DL_OK && (s->type == DL_PT_INTS || s->type == DL_PT_FLOATS) &&
-               doc->root->type == DL_Y_SEQ && doc->root->n == 0) {
-      memset((char *)out + s->offset, 0, s->type == DL_PT_INTS ? sizeof(dl_ints) : sizeof(dl_floats));
-    } else {
-      if (st == DL_OK) st = dl_parse_value(s, doc, doc->root, "default", (char *)out + s->offset);
-      if (st) fprintf(stderr, "bad default for '%s': %s\n", s->key, dl_diag_text());
-      DL_ASSERT(st == DL_OK); /* a bug in a schema table, not user input */
+    void *field = (char *)out + s->offset;
+    if (s->type == DL_PT_STRING && !s->def[0]) {
+      ((char *)field)[0] = 0;
+      continue;
     }
+    if ((s->type == DL_PT_INTS || s->type == DL_PT_FLOATS) && !strcmp(s->def, "[]")) {
+      memset(field, 0, s->type == DL_PT_INTS ? sizeof(dl_ints) : sizeof(dl_floats));
+      continue;
+    }
+    dl_ydoc *doc = NULL;
+    dl_status st = dl_yaml_load_string(s->def, "<default>", &doc);
+    if (st == DL_OK) st = dl_parse_value(s, doc, doc->root, "default", field);
+    if (st) fprintf(stderr, "bad default for '%s': %s\n", s->key, dl_diag_text());
+    DL_ASSERT(st == DL_OK); /* a bug in a schema table, not user input */
     dl_yaml_free(doc);
   }
 }
