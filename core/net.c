@@ -546,19 +546,21 @@ static dl_status build(dl_net *net, const dl_ydoc *doc) {
     const dl_ynode *node = layers->items[i];
     dl_layer *l = NULL;
     st = dl_layer_from_node(doc, node, net->phase, net->ctx, &l);
+    int active = 1;
     if (!st) {
+      char owner[300];
+      snprintf(owner, sizeof owner, "layer '%s'", l->name);
+      st = layer_in_phase(doc, node, owner, net->phase, &active);
+    }
+    /* Names are unique within a phase: Caffe's train and test data layers
+     * commonly share one name. */
+    if (!st && active) {
       for (int j = 0; j < b.nlayers; j++)
         if (strcmp(b.layers[j].layer->name, l->name) == 0) {
           st = dl_layer_error(l, DL_ECONFIG, "a layer named '%s' is defined earlier (line %d)",
                               l->name, b.layers[j].layer->loc.line);
           break;
         }
-    }
-    int active = 1;
-    if (!st) {
-      char owner[300];
-      snprintf(owner, sizeof owner, "layer '%s'", l->name);
-      st = layer_in_phase(doc, node, owner, net->phase, &active);
     }
     if (!st && active) {
       st = add_pending(&b, node, l);

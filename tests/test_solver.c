@@ -18,30 +18,30 @@
 START_TEST(lr_policies_closed_forms) {
   dl_solver_param p = {.base_lr = 0.1f, .gamma = 0.5f, .power = 2, .stepsize = 10, .max_iter = 100};
   p.lr_policy = DL_LR_FIXED;
-  ck_assert_double_eq_tol(dl_lr_at(&p, 57), 0.1, 1e-9);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 57), 0.1, 1e-7);
   p.lr_policy = DL_LR_STEP;
-  ck_assert_double_eq_tol(dl_lr_at(&p, 9), 0.1, 1e-9);
-  ck_assert_double_eq_tol(dl_lr_at(&p, 25), 0.1 * 0.25, 1e-9);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 9), 0.1, 1e-7);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 25), 0.1 * 0.25, 1e-7);
   p.lr_policy = DL_LR_EXP;
-  ck_assert_double_eq_tol(dl_lr_at(&p, 3), 0.1 * 0.125, 1e-9);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 3), 0.1 * 0.125, 1e-7);
   p.lr_policy = DL_LR_INV;
   p.gamma = 1e-4f, p.power = 0.75f;
-  ck_assert_double_eq_tol(dl_lr_at(&p, 10000), 0.1 * pow(1 + 1e-4f * 10000.0, -0.75f), 1e-9);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 10000), 0.1 * pow(1 + 1e-4f * 10000.0, -0.75f), 1e-7);
   p.lr_policy = DL_LR_MULTISTEP;
   p.gamma = 0.1f;
   p.stepvalue = (dl_ints){2, {20, 50}};
-  ck_assert_double_eq_tol(dl_lr_at(&p, 19), 0.1, 1e-9);
-  ck_assert_double_eq_tol(dl_lr_at(&p, 20), 0.01, 1e-9);
-  ck_assert_double_eq_tol(dl_lr_at(&p, 99), 0.001, 1e-9);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 19), 0.1, 1e-7);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 20), 0.01, 1e-7);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 99), 0.001, 1e-7);
   p.lr_policy = DL_LR_POLY;
   p.power = 2;
-  ck_assert_double_eq_tol(dl_lr_at(&p, 50), 0.1 * 0.25, 1e-9);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 50), 0.1 * 0.25, 1e-7);
   ck_assert_double_eq_tol(dl_lr_at(&p, 100), 0, 1e-12);
   p.lr_policy = DL_LR_SIGMOID;
   p.gamma = -0.1f;
   p.stepsize = 30;
-  ck_assert_double_eq_tol(dl_lr_at(&p, 30), 0.05, 1e-9);
-  ck_assert_double_eq_tol(dl_lr_at(&p, 40), 0.1 / (1 + exp(-(-0.1f) * 10.0)), 1e-9);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 30), 0.05, 1e-7);
+  ck_assert_double_eq_tol(dl_lr_at(&p, 40), 0.1 / (1 + exp(-(-0.1f) * 10.0)), 1e-7);
 }
 END_TEST
 

@@ -1,0 +1,202 @@
+/* MnistData: MNIST / Fashion-MNIST idx files (gzip or raw), read whole into memory
+ * at setup; batches are converted to floats, (pixel - mean) * scale, by the
+ * prefetch thread while the net computes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/layer.h"
+#include "io/idx.h"
+#include "io/prefetch.h"
+
+typedef struct {
+  char source[DL_STR_MAX];
+  char label_source[DL_STR_MAX];
+  int batch_size;
+  float scale;
+  float mean;
+  int shuffle;
+  int max_examples;
+} mnist_param;
+
+static const dl_param_spec mnist_schema[] = {
+    DL_P_STRING(mnist_param, source, NULL,
+                "images idx file (...-images-idx3-ubyte, optionally .gz), relative to the net file",
+                "data_param { source } (Caffe reads an LMDB made by convert_mnist_data)"),
+    DL_P_STRING(mnist_param, label_source, NULL,
+                "labels idx file (...-labels-idx1-ubyte, optionally .gz), relative to the net file",
+                "(part of the LMDB in Caffe)"),
+    DL_P_INT(mnist_param, batch_size, NULL, 1, 1 << 20, "examples per batch",
+             "data_param { batch_size }"),
+    DL_P_FLOAT(mnist_param, scale, "0.00390625", -1e9, 1e9,
+               "multiplies each pixel after the mean is subtracted (1/256 maps bytes into [0, 1))",
+               "transform_param { scale }"),
+    DL_P_FLOAT(mnist_param, mean, "0", -1e9, 1e9, "subtracted from each pixel (0..255) first",
+               "transform_param { mean_value }"),
+    DL_P_ENUM(mnist_param, shuffle, "auto", dl_shuffle_names,
+              "reshuffle every epoch (auto: in the train phase only)",
+              "(Caffe shuffles once, when the LMDB is made)"),
+    DL_P_INT(mnist_param, max_examples, "0", 0, 1 << 30,
+             "use only the first N examples of the files (0: all)", "(none)"),
+    DL_SPEC_END};
+
+typedef struct {
+  dl_idx images, labels;
+  int n;         /* examples in an epoch */
+  size_t pixels; /* rows * cols */
+  int batch;
+  float scale, mean;
+  int64_t cursor[4]; /* the batch the next forward hands out: {epoch, index, n, 0} */
+  dl_prefetch *pf;
+  /* Owned by the prefetch thread while a fill runs: */
+  dl_order order;
+  int *batch_idx; /* (batch) example indices of the batch being filled */
+} mnist_priv;
+
+/* Runs on the prefetch thread: pure function of pos, reads only immutable data. */
+static int mnist_fill(void *user, const int64_t pos[4], float *const *out, char *err,
+                      size_t errlen) {
+  (void)err, (void)errlen;
+  mnist_priv *p = user;
+  float *data = out[0];  /* (batch, 1, rows, cols) */
+  float *label = out[1]; /* (batch) */
+  dl_order_batch(&p->order, pos, p->batch, p->batch_idx);
+  for (int j = 0; j < p->batch; j++) {
+    int ex = p->batch_idx[j];
+    const uint8_t *src = p->images.data + (size_t)ex * p->pixels;
+    float *dst = data + (size_t)j * p->pixels;
+    for (size_t k = 0; k < p->pixels; k++)
+      dst[k] = ((float)src[k] - p->mean) * p->scale;
+    label[j] = (float)p->labels.data[ex];
+  }
+  return 0;
+}
+
+static void mnist_destroy(dl_layer *l) {
+  mnist_priv *p = l->priv;
+  if (!p) return;
+  dl_prefetch_free(p->pf); /* joins the thread before the data it reads goes away */
+  dl_idx_free(&p->images);
+  dl_idx_free(&p->labels);
+  dl_order_free(&p->order);
+  free(p->batch_idx);
+  free(p);
+  l->priv = NULL;
+}
+
+/* Reads one idx file named by `key`, reporting errors at the layer; `path`
+ * receives the resolved path for later messages. */
+static dl_status read_idx(dl_layer *l, const char *key, const char *given, uint32_t magic,
+                          dl_idx *out, char *path, size_t pathlen) {
+  char err[600];
+  dl_status st = dl_data_path(l, key, given, path, pathlen);
+  if (st) return st;
+  st = dl_idx_read(path, magic, out, err, sizeof err);
+  return st ? dl_layer_error(l, st, "%s: %s", key, err) : DL_OK;
+}
+
+static dl_status mnist_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                             int nt) {
+  (void)bottom, (void)nb, (void)top, (void)nt;
+  const mnist_param *prm = l->param;
+  mnist_priv *p = dl_calloc(1, sizeof *p);
+  if (!p) return DL_ENOMEM;
+  l->priv = p;
+  char images[4096], labels[4096];
+  dl_status st =
+      read_idx(l, "source", prm->source, DL_IDX_IMAGES, &p->images, images, sizeof images);
+  if (!st)
+    st = read_idx(l, "label_source", prm->label_source, DL_IDX_LABELS, &p->labels, labels,
+                  sizeof labels);
+  if (st) return st;
+  if (p->images.dims[0] != p->labels.dims[0])
+    return dl_layer_error(l, DL_EDATA,
+                          "'%s' holds %u labels but '%s' holds %u images; they must match", labels,
+                          p->labels.dims[0], images, p->images.dims[0]);
+  if (p->images.dims[0] == 0 || p->images.dims[1] == 0 || p->images.dims[2] == 0)
+    return dl_layer_error(l, DL_EDATA, "'%s' holds no pixels (header says %u images of %ux%u)",
+                          images, p->images.dims[0], p->images.dims[1], p->images.dims[2]);
+  if (p->images.dims[0] > (1u << 30) || p->images.dims[1] > (1u << 15) ||
+      p->images.dims[2] > (1u << 15))
+    return dl_layer_error(l, DL_EDATA, "'%s': %u images of %ux%u is more than supported", images,
+                          p->images.dims[0], p->images.dims[1], p->images.dims[2]);
+  p->n = (int)p->images.dims[0];
+  if (prm->max_examples > 0 && prm->max_examples < p->n) p->n = prm->max_examples;
+  p->pixels = (size_t)p->images.dims[1] * p->images.dims[2];
+  p->batch = prm->batch_size;
+  p->scale = prm->scale;
+  p->mean = prm->mean;
+  dl_cursor_init(p->cursor, p->n);
+  p->batch_idx = dl_malloc((size_t)p->batch * sizeof *p->batch_idx);
+  if (!p->batch_idx) return DL_ENOMEM;
+  if ((st = dl_order_init(&p->order, p->n, dl_data_shuffles(l, prm->shuffle), dl_data_key(l))))
+    return st;
+  size_t counts[2] = {(size_t)p->batch * p->pixels, (size_t)p->batch};
+  if ((st = dl_prefetch_create(l, 2, counts, mnist_fill, p, &p->pf))) return st;
+  dl_prefetch_start(p->pf, p->cursor);
+  return DL_OK;
+}
+
+static dl_status mnist_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                               int nt) {
+  (void)bottom, (void)nb;
+  const mnist_priv *p = l->priv;
+  dl_status st =
+      dl_blob_reshape4(top[0], p->batch, 1, (int)p->images.dims[1], (int)p->images.dims[2]);
+  if (!st && nt > 1) st = dl_blob_reshape(top[1], 1, (int[]){p->batch});
+  return st;
+}
+
+static dl_status mnist_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                               int nt) {
+  (void)bottom, (void)nb;
+  mnist_priv *p = l->priv;
+  float *const *batch;
+  char err[400];
+  dl_status st = dl_prefetch_wait(p->pf, &batch, err, sizeof err);
+  if (st) {
+    dl_prefetch_start(p->pf, p->cursor); /* a later forward retries the same batch */
+    return dl_layer_error(l, st, "%s", err);
+  }
+  dl_cursor_advance(p->cursor, p->n, p->batch);
+  dl_prefetch_start(p->pf, p->cursor); /* fills the other buffer while we copy this one */
+  memcpy(dl_data(top[0]), batch[0], top[0]->count * sizeof(float));
+  if (nt > 1) memcpy(dl_data(top[1]), batch[1], top[1]->count * sizeof(float));
+  return DL_OK;
+}
+
+static void mnist_get_cursor(dl_layer *l, int64_t cursor[4]) {
+  const mnist_priv *p = l->priv;
+  memcpy(cursor, p->cursor, sizeof p->cursor);
+}
+
+static dl_status mnist_set_cursor(dl_layer *l, const int64_t cursor[4]) {
+  mnist_priv *p = l->priv;
+  dl_status st = dl_cursor_check(l, cursor, p->n);
+  if (st) return st;
+  dl_prefetch_cancel(p->pf); /* the read-ahead batch is for the old position */
+  p->cursor[0] = cursor[0];
+  p->cursor[1] = cursor[1];
+  dl_prefetch_start(p->pf, p->cursor);
+  return DL_OK;
+}
+
+const dl_layer_ops dl_layer_mnist_data = {
+    .type = "MnistData",
+    .summary =
+        "MNIST-format idx image and label files (gzip or raw), prefetched, shuffled per epoch",
+    .schema = mnist_schema,
+    .param_size = sizeof(mnist_param),
+    .min_bottoms = 0,
+    .max_bottoms = 0,
+    .min_tops = 1,
+    .max_tops = 2,
+    .bottoms_doc = "none",
+    .tops_doc = "data: N x 1 x rows x cols, (pixel - mean) * scale; label: N (class index)",
+    .flags = DL_LAYER_DATA,
+    .setup = mnist_setup,
+    .reshape = mnist_reshape,
+    .forward = mnist_forward,
+    .destroy = mnist_destroy,
+    .get_cursor = mnist_get_cursor,
+    .set_cursor = mnist_set_cursor,
+};
