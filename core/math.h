@@ -21,6 +21,10 @@ double dl_asum(size_t n, const float *x);
 double dl_sumsq(size_t n, const float *x);
 int dl_all_finite(size_t n, const float *x);
 
+/* Softmax over the middle axis of an outer x C x inner array; numerically
+ * stable (the maximum is subtracted first). y may alias x. */
+void dl_softmax(int outer, int C, int inner, const float *x, float *y);
+
 /* One place sets the thread count, for OpenBLAS and our own loops. */
 void dl_set_threads(int n);
 int dl_get_threads(void);

@@ -83,3 +83,17 @@ const char *dl_blas_info(void) {
   snprintf(buf, sizeof buf, "OpenBLAS (%s)", openblas_get_config());
   return buf;
 }
+
+void dl_softmax(int outer, int C, int inner, const float *x, float *y) {
+  for (int o = 0; o < outer; o++)
+    for (int i = 0; i < inner; i++) {
+      const float *xs = x + (size_t)o * C * inner + i; /* (C), stride inner */
+      float *ys = y + (size_t)o * C * inner + i;
+      float mx = xs[0];
+      for (int c = 1; c < C; c++) mx = fmaxf(mx, xs[(size_t)c * inner]);
+      float sum = 0;
+      for (int c = 0; c < C; c++) sum += ys[(size_t)c * inner] = expf(xs[(size_t)c * inner] - mx);
+      float inv = 1.0f / sum;
+      for (int c = 0; c < C; c++) ys[(size_t)c * inner] *= inv;
+    }
+}

@@ -85,7 +85,7 @@ START_TEST(config_errors_exit_3_with_position) {
   char args[600];
   snprintf(args, sizeof args, "train %s %s", net, solver);
   ck_assert_int_eq(run(args, out, sizeof out), 3);
-  ck_assert_ptr_nonnull(strstr(out, "net.yaml:4:27: layer 'r': unknown layer type 'ReLu'; did you mean 'ReLU'"));
+  ck_assert_ptr_nonnull(strstr(out, "net.yaml:4:21: layer 'r': unknown layer type 'ReLu'; did you mean 'ReLU'"));
   /* A GPU request without a usable GPU: exit 6, one clear line. */
   free(solver);
   solver = dl_test_write(dir, "solver.yaml", "base_lr: 0.1\nmax_iter: 3\nmode: gpu\n");

@@ -1,0 +1,134 @@
+/* InnerProduct (fully connected): y = x W^T + b over the axes from `axis` on.
+ * x is viewed as M x K (M = product of the axes before `axis`), W is N x K as
+ * in Caffe, so weights load across tools without transposing. */
+#include <stdlib.h>
+
+#include "core/filler.h"
+#include "core/layer.h"
+#include "core/math.h"
+
+typedef struct {
+  int num_output;
+  int bias_term;
+  int axis;
+  dl_filler weight_filler, bias_filler;
+} ip_param;
+
+static const dl_param_spec ip_schema[] = {
+    DL_P_INT(ip_param, num_output, NULL, 1, 1 << 30, "number of outputs N",
+             "inner_product_param { num_output }"),
+    DL_P_BOOL(ip_param, bias_term, "true", "learn a bias b (N)", "inner_product_param { bias_term }"),
+    DL_P_INT(ip_param, axis, "1", -DL_MAX_AXES, DL_MAX_AXES - 1,
+             "first axis folded into the input vector; axes before it are rows "
+             "(2 with a T x N x D sequence gives per-step outputs)",
+             "inner_product_param { axis }"),
+    DL_P_FILLER(ip_param, weight_filler, "{type: xavier}", "initial W (N x K)",
+                "inner_product_param { weight_filler }"),
+    DL_P_FILLER(ip_param, bias_filler, "{type: constant, value: 0}", "initial b",
+                "inner_product_param { bias_filler }"),
+    DL_SPEC_END};
+
+typedef struct {
+  int axis; /* resolved, non-negative */
+  int M, K; /* rows and input features */
+} ip_priv;
+
+static dl_status ip_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                          int nt) {
+  (void)nb, (void)top, (void)nt;
+  const ip_param *p = l->param;
+  int axis = dl_blob_axis(bottom[0], p->axis);
+  if (axis < 0)
+    return dl_layer_error(l, DL_ECONFIG, "axis %d is out of range for a %d-axis input", p->axis,
+                          bottom[0]->ndim);
+  size_t K = dl_blob_count_range(bottom[0], axis, bottom[0]->ndim);
+  if (K > (size_t)1 << 30)
+    return dl_layer_error(l, DL_ECONFIG, "input has %zu features per row; at most 2^30", K);
+  ip_priv *s = calloc(1, sizeof *s);
+  if (!s) return DL_ENOMEM;
+  s->axis = axis;
+  s->K = (int)K;
+  l->priv = s;
+  dl_blob *w, *b;
+  dl_rng rng;
+  dl_status st = dl_layer_add_param(l, "weight", 2, (int[]){p->num_output, s->K}, &w);
+  if (st) return st;
+  dl_layer_rng(l, 0, &rng);
+  dl_fill(&p->weight_filler, w, &rng);
+  if (!p->bias_term) return DL_OK;
+  if ((st = dl_layer_add_param(l, "bias", 1, (int[]){p->num_output}, &b))) return st;
+  dl_layer_rng(l, 1, &rng);
+  dl_fill(&p->bias_filler, b, &rng);
+  return DL_OK;
+}
+
+static dl_status ip_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                            int nt) {
+  (void)nb, (void)nt;
+  const ip_param *p = l->param;
+  ip_priv *s = l->priv;
+  size_t K = dl_blob_count_range(bottom[0], s->axis, bottom[0]->ndim);
+  if (K != (size_t)s->K) {
+    char buf[128];
+    return dl_layer_error(l, DL_ECONFIG,
+                          "input %s has %zu features from axis %d on, but the weights expect %d",
+                          dl_blob_shape_str(bottom[0], buf, sizeof buf), K, s->axis, s->K);
+  }
+  s->M = (int)dl_blob_count_range(bottom[0], 0, s->axis);
+  int shape[DL_MAX_AXES];
+  for (int i = 0; i < s->axis; i++) shape[i] = bottom[0]->shape[i];
+  shape[s->axis] = p->num_output;
+  return dl_blob_reshape(top[0], s->axis + 1, shape);
+}
+
+/* y (M x N) = x (M x K) * W^T (K x N) + b */
+static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                            int nt) {
+  (void)nb, (void)nt;
+  const ip_param *p = l->param;
+  const ip_priv *s = l->priv;
+  int M = s->M, N = p->num_output, K = s->K;
+  float *y = dl_data(top[0]);
+  dl_gemm(0, 1, M, N, K, 1.0f, dl_cdata(bottom[0]), dl_cdata(l->params[0]), 0.0f, y);
+  if (p->bias_term) {
+    const float *b = dl_cdata(l->params[1]); /* (N) */
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) y[(size_t)i * N + j] += b[j];
+  }
+  return DL_OK;
+}
+
+/* dW (N x K) += dy^T x;  db (N) += column sums of dy;  dx (M x K) = dy W. */
+static void ip_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                        dl_blob *const *bottom, int nb) {
+  (void)nt, (void)nb;
+  const ip_param *p = l->param;
+  const ip_priv *s = l->priv;
+  int M = s->M, N = p->num_output, K = s->K;
+  const float *dy = dl_cdiff(top[0]); /* (M x N) */
+  dl_gemm(1, 0, N, K, M, 1.0f, dy, dl_cdata(bottom[0]), 1.0f, dl_diff(l->params[0]));
+  if (p->bias_term) {
+    float *db = dl_diff(l->params[1]);
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) db[j] += dy[(size_t)i * N + j];
+  }
+  if (propagate_down[0])
+    dl_gemm(0, 0, M, K, N, 1.0f, dy, dl_cdata(l->params[0]), 0.0f, dl_diff(bottom[0]));
+}
+
+static void ip_destroy(dl_layer *l) { free(l->priv); }
+
+const dl_layer_ops dl_layer_inner_product = {
+    .type = "InnerProduct",
+    .summary = "fully connected layer: y = x W^T + b",
+    .schema = ip_schema,
+    .param_size = sizeof(ip_param),
+    .min_bottoms = 1, .max_bottoms = 1, .min_tops = 1, .max_tops = 1,
+    .bottoms_doc = "x: d0 x ... x d(axis-1) x K (the axes from `axis` on are flattened to K)",
+    .tops_doc = "y: d0 x ... x d(axis-1) x num_output",
+    .setup = ip_setup,
+    .reshape = ip_reshape,
+    .forward = ip_forward,
+    .backward = ip_backward,
+    .destroy = ip_destroy,
+};

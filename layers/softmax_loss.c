@@ -1,0 +1,163 @@
+/* SoftmaxWithLoss: softmax over `axis` then the mean negative log-likelihood
+ * of the labels, in one layer because the fused gradient p - onehot(label) is
+ * both cheaper and more stable than chaining Softmax and a log loss. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/layer.h"
+#include "core/math.h"
+
+enum { NORM_VALID, NORM_BATCH_SIZE, NORM_FULL, NORM_NONE };
+static const char *const norm_names[] = {"valid", "batch_size", "full", "none", NULL};
+
+typedef struct {
+  int axis;
+  int ignore_label;
+  int normalization;
+} sl_param;
+
+static const dl_param_spec sl_schema[] = {
+    DL_P_INT(sl_param, axis, "1", -DL_MAX_AXES, DL_MAX_AXES - 1,
+             "the class axis of the scores (1 for N x C; 2 for per-step T x N x V outputs)",
+             "softmax_param { axis }"),
+    DL_P_INT(sl_param, ignore_label, "-1", -(1 << 30), 1 << 30,
+             "samples with this label add no loss and no gradient (-1: none, since labels are "
+             "never negative)",
+             "loss_param { ignore_label }"),
+    DL_P_ENUM(sl_param, normalization, "valid", norm_names,
+              "divide the summed loss by: valid = the labels not ignored, batch_size = axis-0 "
+              "size, full = all labels, none = 1",
+              "loss_param { normalization }"),
+    DL_SPEC_END};
+
+typedef struct {
+  int outer, C, inner; /* scores viewed as outer x C x inner */
+  dl_blob *prob;       /* softmax output, same shape as the scores */
+  float norm;          /* what the loss was divided by in the last forward */
+} sl_priv;
+
+static dl_status sl_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                          int nt) {
+  (void)bottom, (void)nb, (void)top, (void)nt;
+  sl_priv *s = calloc(1, sizeof *s);
+  if (!s) return DL_ENOMEM;
+  l->priv = s;
+  s->prob = dl_blob_new("prob");
+  return s->prob ? DL_OK : DL_ENOMEM;
+}
+
+static dl_status sl_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                            int nt) {
+  (void)nb;
+  const sl_param *p = l->param;
+  sl_priv *s = l->priv;
+  int axis = dl_blob_axis(bottom[0], p->axis);
+  if (axis < 0)
+    return dl_layer_error(l, DL_ECONFIG, "axis %d is out of range for %d-axis scores", p->axis,
+                          bottom[0]->ndim);
+  s->outer = (int)dl_blob_count_range(bottom[0], 0, axis);
+  s->C = bottom[0]->shape[axis];
+  s->inner = (int)dl_blob_count_range(bottom[0], axis + 1, bottom[0]->ndim);
+  if (bottom[1]->count != (size_t)s->outer * s->inner) {
+    char a[128], b[128];
+    return dl_layer_error(l, DL_ECONFIG,
+                          "scores %s need %d labels (one per position outside axis %d), but the "
+                          "label blob %s has %zu",
+                          dl_blob_shape_str(bottom[0], a, sizeof a), s->outer * s->inner, axis,
+                          dl_blob_shape_str(bottom[1], b, sizeof b), bottom[1]->count);
+  }
+  dl_status st = dl_blob_reshape_like(s->prob, bottom[0]);
+  if (!st) st = dl_blob_reshape(top[0], 0, NULL);
+  if (!st && nt > 1) st = dl_blob_reshape_like(top[1], bottom[0]);
+  return st;
+}
+
+static float sl_normalizer(const sl_param *p, const sl_priv *s, const dl_blob *scores, int valid) {
+  float n = 1;
+  switch (p->normalization) {
+  case NORM_VALID: n = (float)valid; break;
+  case NORM_BATCH_SIZE: n = (float)scores->shape[0]; break;
+  case NORM_FULL: n = (float)s->outer * (float)s->inner; break;
+  default: break;
+  }
+  return n > 1 ? n : 1; /* all labels ignored: loss 0, not NaN */
+}
+
+static dl_status sl_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                            int nt) {
+  (void)nb;
+  const sl_param *p = l->param;
+  sl_priv *s = l->priv;
+  const float *label = dl_cdata(bottom[1]); /* (outer x inner) */
+  float *prob = dl_data(s->prob);           /* (outer x C x inner) */
+  dl_softmax(s->outer, s->C, s->inner, dl_cdata(bottom[0]), prob);
+  double loss = 0;
+  int valid = 0;
+  for (int o = 0; o < s->outer; o++)
+    for (int i = 0; i < s->inner; i++) {
+      int y = (int)label[(size_t)o * s->inner + i];
+      if (y == p->ignore_label) continue;
+      if (y < 0 || y >= s->C)
+        return dl_layer_error(l, DL_EDATA, "label %d at position %d is outside [0, %d) (the "
+                              "number of classes on the score axis)",
+                              y, o * s->inner + i, s->C);
+      float py = prob[((size_t)o * s->C + y) * s->inner + i];
+      loss -= log(fmax(py, 1.1754944e-38)); /* FLT_MIN: log(0) would be -inf */
+      valid++;
+    }
+  s->norm = sl_normalizer(p, s, bottom[0], valid);
+  dl_data(top[0])[0] = (float)(loss / s->norm);
+  if (nt > 1) dl_copy(s->prob->count, prob, dl_data(top[1]));
+  return DL_OK;
+}
+
+/* dx = (p - onehot(label)) * dloss / norm; zero where the label is ignored. */
+static void sl_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                        dl_blob *const *bottom, int nb) {
+  (void)nt, (void)nb;
+  if (!propagate_down[0]) return;
+  const sl_param *p = l->param;
+  const sl_priv *s = l->priv;
+  const float *label = dl_cdata(bottom[1]), *prob = dl_cdata(s->prob);
+  float *dx = dl_diff(bottom[0]);
+  float scale = dl_cdiff(top[0])[0] / s->norm;
+  size_t plane = (size_t)s->C * s->inner;
+  for (int o = 0; o < s->outer; o++) {
+    const float *po = prob + o * plane;
+    float *dxo = dx + o * plane;
+    for (size_t k = 0; k < plane; k++) dxo[k] = po[k] * scale;
+    for (int i = 0; i < s->inner; i++) {
+      int y = (int)label[(size_t)o * s->inner + i];
+      if (y == p->ignore_label) {
+        for (int c = 0; c < s->C; c++) dxo[(size_t)c * s->inner + i] = 0;
+        continue;
+      }
+      dxo[(size_t)y * s->inner + i] -= scale;
+    }
+  }
+}
+
+static void sl_destroy(dl_layer *l) {
+  sl_priv *s = l->priv;
+  if (!s) return;
+  dl_blob_free(s->prob);
+  free(s);
+}
+
+const dl_layer_ops dl_layer_softmax_loss = {
+    .type = "SoftmaxWithLoss",
+    .summary = "softmax then multinomial logistic loss (cross-entropy) against integer labels",
+    .schema = sl_schema,
+    .param_size = sizeof(sl_param),
+    .min_bottoms = 2, .max_bottoms = 2, .min_tops = 1, .max_tops = 2,
+    .bottoms_doc = "scores: outer x C x inner (C classes on `axis`); labels: outer x inner "
+                   "class indices",
+    .tops_doc = "loss: a scalar; optional second top: the probabilities",
+    .flags = DL_LAYER_LOSS,
+    .no_grad_bottoms = 1u << 1,
+    .setup = sl_setup,
+    .reshape = sl_reshape,
+    .forward = sl_forward,
+    .backward = sl_backward,
+    .destroy = sl_destroy,
+};
