@@ -280,3 +280,8 @@ dl_status dl_cursor_check(const dl_layer *l, const int64_t cursor[4], int64_t n)
                           (long long)cursor[0], (long long)cursor[1], (long long)n);
   return DL_OK;
 }
+
+void dl_order_rekey(dl_order *o, uint64_t key) {
+  o->key = key;
+  o->epoch = -1;
+}

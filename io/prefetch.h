@@ -77,6 +77,8 @@ typedef struct {
 
 dl_status dl_order_init(dl_order *o, int n, int shuffle, uint64_t key);
 void dl_order_free(dl_order *o);
+/* A new key (the seed changed on resume): the next batch rebuilds the order. */
+void dl_order_rekey(dl_order *o, uint64_t key);
 /* Example indices of the `count` examples starting at pos = {epoch, index}; a
  * batch that crosses the end of an epoch continues with the next epoch's order. */
 void dl_order_batch(dl_order *o, const int64_t pos[4], int count, int *idx);

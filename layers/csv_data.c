@@ -149,6 +149,8 @@ static dl_status csv_set_cursor(dl_layer *l, const int64_t cursor[4]) {
   dl_status st = dl_cursor_check(l, cursor, p->n);
   if (st) return st;
   dl_prefetch_cancel(p->pf);
+  /* Resuming: the snapshot's seed replaces the one the order was made with. */
+  dl_order_rekey(&p->order, dl_data_key(l));
   p->cursor[0] = cursor[0];
   p->cursor[1] = cursor[1];
   dl_prefetch_start(p->pf, p->cursor);

@@ -173,6 +173,9 @@ static dl_status syn_set_cursor(dl_layer *l, const int64_t cursor[4]) {
     return dl_layer_error(l, DL_EDATA, "cannot resume: batch number %lld is negative",
                           (long long)cursor[0]);
   if (p->pf) dl_prefetch_cancel(p->pf);
+  /* Resuming: the snapshot's seed replaces the one the batches were keyed by. */
+  p->key = dl_data_key(l);
+  if (p->prm.fixed) generate(p, 0, p->fixed_data, p->fixed_label);
   p->cursor[0] = cursor[0];
   if (p->pf) dl_prefetch_start(p->pf, p->cursor);
   return DL_OK;
