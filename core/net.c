@@ -469,6 +469,15 @@ static dl_status setup_steps(dl_net *net) {
     dl_status st = dl_layer_setup(s->layer, s->bottom, s->nb, s->top, s->nt);
     if (st) return st;
     s->layer->index = i;
+    /* Working in place on a view (a Flatten or Reshape output) would also
+     * change the viewed blob, which its producer may read in backward. */
+    for (int k = 0; k < s->nt && k < s->nb; k++)
+      if (s->top[k] == s->bottom[k] && s->bottom[k]->data->refs > 1)
+        return dl_layer_error(s->layer, DL_ECONFIG,
+                              "works in place on '%s', whose data is shared with another blob "
+                              "(it is a Flatten, Reshape or Split output); give this layer's top "
+                              "a new name",
+                              s->bottom[k]->name);
   }
   return DL_OK;
 }

@@ -51,9 +51,13 @@ static const bad_case bad_nets[] = {
     {"name: t\nlayers:\n  - {name: d, type: SyntheticData, top: data, shape: [100000, 100000, 100]}\n",
      "limit", 0, 0},
     {HEAD "  - {name: ip, type: InnerProduct, bottom: data, top: ip, num_output: 2}\n"
-          "  - {name: r, type: ReLU, bottom: ip, top: ip}\n"
-          "  - {name: s, type: Sigmoid, bottom: ip, top: s}\n",
-     "in place", 0, 0},
+          "  - {name: s, type: Sigmoid, bottom: ip, top: s}\n"
+          "  - {name: r, type: ReLU, bottom: ip, top: ip}\n",
+     "works on it in place", 0, 0},
+    {HEAD "  - {name: s, type: Sigmoid, bottom: data, top: s}\n"
+          "  - {name: f, type: Flatten, bottom: s, top: f}\n"
+          "  - {name: drop, type: Dropout, bottom: f, top: f}\n",
+     "works in place on 'f', whose data is shared", 6, 0},
     {HEAD "  - {name: ip, type: InnerProduct, bottom: data, top: ip, num_output: 2, weight_filler: {type: xavir}}\n",
      "did you mean 'xavier'", 4, 0},
     {HEAD "  - {name: ip, type: InnerProduct, bottom: data, top: ip, num_output: 2, bias_term: maybe}\n",

@@ -175,7 +175,8 @@ START_TEST(reshape_again_follows_bottom) {
 END_TEST
 
 /* In a net: the views' shapes reach the next layer, they share the data
- * layer's storage, and an in-place Dropout and a Sigmoid run on them. */
+ * layer's storage, and a Dropout (not in place: in place on a view is refused)
+ * and a Sigmoid run on them. */
 START_TEST(shape_layers_in_net) {
   static const char *net_yaml =
       "name: views\n"
@@ -183,8 +184,8 @@ START_TEST(shape_layers_in_net) {
       "  - {name: data, type: SyntheticData, top: data, shape: [4, 3, 2, 2]}\n"
       "  - {name: flat, type: Flatten, bottom: data, top: flat}\n"
       "  - {name: back, type: Reshape, bottom: flat, top: back, shape: [0, 3, -1]}\n"
-      "  - {name: drop, type: Dropout, bottom: back, top: back, dropout_ratio: 0.2}\n"
-      "  - {name: act, type: Sigmoid, bottom: back, top: act}\n";
+      "  - {name: drop, type: Dropout, bottom: back, top: dropped, dropout_ratio: 0.2}\n"
+      "  - {name: act, type: Sigmoid, bottom: dropped, top: act}\n";
   dl_ctx ctx = {.seed = 1, .threads = 1};
   dl_net *net = NULL;
   dl_diag_clear();
