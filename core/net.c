@@ -394,7 +394,19 @@ static dl_status gather_params(dl_net *net, builder *b) {
       break;
     }
     for (int k = 0; k < l->nparams; k++) {
-      if (k < p->nrules) {
+      /* A layer that sets lr_mult 0 itself (BatchNorm's running statistics)
+       * updates that blob on its own: it must not be learned (as Caffe). */
+      int frozen = l->lr_mult[k] == 0;
+      if (k < p->nrules && frozen && p->rules[k].lr_mult != 0) {
+        const dl_ynode *pn = dl_ymap_get(p->node, "param");
+        dl_loc loc = dl_yloc(b->doc, pn);
+        st = dl_error_at(DL_ECONFIG, &loc,
+                         "layer '%s': parameter %d ('%s') is maintained by the layer and cannot "
+                         "be learned; give it lr_mult: 0 or leave it out of param",
+                         l->name, k, l->params[k]->name);
+        break;
+      }
+      if (k < p->nrules && !frozen) {
         l->lr_mult[k] = p->rules[k].lr_mult;
         l->decay_mult[k] = p->rules[k].decay_mult;
       }

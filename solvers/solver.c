@@ -181,6 +181,9 @@ static void sgd_update(dl_solver *s, double lr) {
     float rate = (float)lr * net->lr_mult[j], decay = p->weight_decay * net->decay_mult[j];
     float mom = p->momentum;
     float *wj = w + off, *gj = g + off, *vj = v + off;
+    /* lr_mult 0 freezes a blob: no step, no weight decay, no momentum (this
+     * is what keeps BatchNorm's running statistics out of the update). */
+    if (net->lr_mult[j] == 0) continue;
     if (p->regularization == DL_REG_L1)
       for (size_t i = 0; i < n; i++) {
         float grad = gj[i] * scale + decay * (float)((wj[i] > 0) - (wj[i] < 0));

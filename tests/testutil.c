@@ -99,8 +99,9 @@ int dl_gradcheck(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *to
                         msglen, &msgoff);
   if (!o.skip_params)
     for (int p = 0; p < l->nparams; p++)
-      bad += check_blob(l, bottom, nb, top, nt, weights, l->params[p], param_grad[p], 0, &o, msg,
-                        msglen, &msgoff);
+      if (!(o.skip_param_mask & (1u << p)))
+        bad += check_blob(l, bottom, nb, top, nt, weights, l->params[p], param_grad[p], 0, &o, msg,
+                          msglen, &msgoff);
   for (int t = 0; t < nt; t++) free(weights[t]);
   for (int b = 0; b < nb; b++) free(bottom_grad[b]);
   for (int p = 0; p < l->nparams; p++) free(param_grad[p]);

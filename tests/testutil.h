@@ -15,6 +15,7 @@ typedef struct {
   double kink;        /* skip bottom elements within kink_range of kink (ReLU, max pool) */
   double kink_range;  /* 0: no kink skipping */
   int skip_params;    /* only check bottoms */
+  unsigned skip_param_mask; /* bit p: do not check param p (e.g. statistics the layer keeps) */
 } dl_gradcheck_opts;
 
 /* Checks every bottom (except the layer's no_grad_bottoms) and every param.
