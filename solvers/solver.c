@@ -95,7 +95,8 @@ dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
     if (!st) st = dl_net_share_params(s->test, s->train);
   }
   if (st) goto fail;
-  s->history = dl_mem_new(s->train->param_count ? s->train->param_count : 1);
+  size_t history = (size_t)dl_solver_history_slots(p->type) * s->train->param_count;
+  s->history = dl_mem_new(history ? history : 1);
   s->loss_window = calloc((size_t)s->param.average_loss, sizeof(float));
   if (!s->history || !s->loss_window || !dl_mem_host_mut(s->history)) {
     st = dl_error(DL_ENOMEM, "out of memory for solver state");
@@ -157,48 +158,6 @@ static dl_status diverged(dl_solver *s, double loss, double lr) {
                   where[0] ? "The last good snapshot is " : "No snapshot was written yet", where);
 }
 
-/* ---- the update ------------------------------------------------------------ */
-
-/* One pass over the flat buffers: g = diff / iter_size * clip_scale, plus
- * weight decay; v = momentum v + lr lr_mult g; w -= v. */
-static void sgd_update(dl_solver *s, double lr) {
-  dl_net *net = s->train;
-  const dl_solver_param *p = &s->param;
-  float *w = dl_mem_host_mut(net->flat_data), *g = dl_mem_host_mut(net->flat_diff);
-  float *v = dl_mem_host_mut(s->history);
-  float scale = 1.0f / (float)p->iter_size;
-  if (p->clip_gradients > 0) {
-    double norm = sqrt(dl_sumsq(net->param_count, g)) * scale;
-    if (norm > p->clip_gradients) {
-      if (!s->quiet)
-        fprintf(s->log, "  clipping gradients: L2 norm %.4g > clip_gradients %g\n", norm,
-                p->clip_gradients);
-      scale *= (float)(p->clip_gradients / norm);
-    }
-  }
-  for (int j = 0; j < net->nparams; j++) {
-    size_t off = net->param_offset[j], n = net->params[j]->count;
-    float rate = (float)lr * net->lr_mult[j], decay = p->weight_decay * net->decay_mult[j];
-    float mom = p->momentum;
-    float *wj = w + off, *gj = g + off, *vj = v + off;
-    /* lr_mult 0 freezes a blob: no step, no weight decay, no momentum (this
-     * is what keeps BatchNorm's running statistics out of the update). */
-    if (net->lr_mult[j] == 0) continue;
-    if (p->regularization == DL_REG_L1)
-      for (size_t i = 0; i < n; i++) {
-        float grad = gj[i] * scale + decay * (float)((wj[i] > 0) - (wj[i] < 0));
-        vj[i] = mom * vj[i] + rate * grad;
-        wj[i] -= vj[i];
-      }
-    else
-      for (size_t i = 0; i < n; i++) {
-        float grad = gj[i] * scale + decay * wj[i];
-        vj[i] = mom * vj[i] + rate * grad;
-        wj[i] -= vj[i];
-      }
-  }
-}
-
 dl_status dl_solver_step(dl_solver *s, double *loss_out) {
   dl_net *net = s->train;
   double loss = 0;
@@ -216,7 +175,7 @@ dl_status dl_solver_step(dl_solver *s, double *loss_out) {
   double lr = dl_lr_at(&s->param, s->iter);
   if (!isfinite(loss) || !dl_all_finite(net->param_count, dl_mem_host(net->flat_diff)))
     return diverged(s, loss, lr);
-  sgd_update(s, lr);
+  dl_solver_update(s, lr);
   /* Smoothed loss over the last average_loss iterations. */
   int k = s->param.average_loss;
   s->loss_window[s->losses_seen % k] = (float)loss;

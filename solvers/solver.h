@@ -10,7 +10,17 @@
 #include "core/net.h"
 #include "core/schema.h"
 
-typedef enum { DL_SOLVER_SGD } dl_solver_type;
+/* Caffe's solver types plus AdamW; docs/solvers.md has the formulas. */
+typedef enum {
+  DL_SOLVER_SGD,
+  DL_SOLVER_NESTEROV,
+  DL_SOLVER_ADAGRAD,
+  DL_SOLVER_RMSPROP,
+  DL_SOLVER_ADADELTA,
+  DL_SOLVER_ADAM,
+  DL_SOLVER_ADAMW,
+  DL_SOLVER_COUNT
+} dl_solver_type;
 typedef enum { DL_LR_FIXED, DL_LR_STEP, DL_LR_EXP, DL_LR_INV, DL_LR_MULTISTEP, DL_LR_POLY, DL_LR_SIGMOID } dl_lr_policy;
 typedef enum { DL_REG_L2, DL_REG_L1 } dl_regularization;
 
@@ -18,6 +28,9 @@ typedef struct dl_solver_param {
   char net[DL_STR_MAX];
   int type;
   float base_lr, momentum, weight_decay;
+  float momentum2; /* adam, adamw: beta2 */
+  float delta;     /* adaptive types: epsilon of the denominator */
+  float rms_decay; /* rmsprop */
   int regularization;
   int lr_policy;
   float gamma, power;
@@ -47,13 +60,17 @@ dl_status dl_solver_param_from_string(const char *yaml, const char *name, dl_sol
 /* The learning rate at `iter` for the policy (closed forms as Caffe). */
 double dl_lr_at(const dl_solver_param *p, int64_t iter);
 
+/* History floats per parameter the type keeps: 1 (momentum, or a running
+ * average of squared gradients) or 2 (adadelta, adam, adamw). */
+int dl_solver_history_slots(int type);
+
 typedef struct dl_solver {
   dl_solver_param param;
   char *solver_file;
   char *net_file;
   dl_ctx ctx;
   dl_net *train, *test;
-  dl_mem *history; /* momentum, one float per parameter */
+  dl_mem *history; /* (slots, param_count): slot k of parameter i at k * param_count + i */
   int64_t iter;
   float *loss_window; /* last average_loss losses */
   int64_t losses_seen;
@@ -86,6 +103,11 @@ dl_status dl_solver_step(dl_solver *s, double *loss);
 /* Runs the test net over test_iter batches; means of each output into `means`
  * (noutputs of the test net), printed to the log. */
 dl_status dl_solver_test(dl_solver *s, double *means);
+
+/* Internal to solvers/: the update of the flat weights from the flat
+ * gradients (scaled by 1/iter_size, clipped, regularized) at rate `lr`. The
+ * gradient buffer is left as the net wrote it. */
+void dl_solver_update(dl_solver *s, double lr);
 
 /* Snapshot to <prefix>_iter_<N>.dlsnap (atomically), keeping the last K. */
 dl_status dl_solver_snapshot(dl_solver *s);

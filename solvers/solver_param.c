@@ -1,11 +1,17 @@
 /* The solver file: its schema (which is also its documentation) and the
  * cross-key checks a schema cannot express (a policy's required keys). */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "io/config.h"
 #include "solvers/solver.h"
 
-const char *const dl_solver_type_names[] = {"sgd", NULL};
+/* Lowercase; the parser ignores case, so Caffe's "Adam" or "RMSProp" work too. */
+const char *const dl_solver_type_names[] = {"sgd",      "nesterov", "adagrad", "rmsprop",
+                                            "adadelta", "adam",     "adamw",   NULL};
+_Static_assert(sizeof dl_solver_type_names / sizeof dl_solver_type_names[0] == DL_SOLVER_COUNT + 1,
+               "one name per solver type");
 const char *const dl_lr_policy_names[] = {"fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid", NULL};
 static const char *const reg_names[] = {"L2", "L1", NULL};
 static const char *const mode_names[] = {"cpu", "gpu", NULL};
@@ -13,11 +19,34 @@ static const char *const mode_names[] = {"cpu", "gpu", NULL};
 #define S dl_solver_param
 const dl_param_spec dl_solver_schema[] = {
     DL_P_STRING(S, net, "", "net file (relative to the solver file); the command line may give it instead", "net"),
-    DL_P_ENUM(S, type, "sgd", dl_solver_type_names, "solver type", "type: \"SGD\""),
-    DL_P_FLOAT(S, base_lr, NULL, 0, 1e6, "base learning rate", "base_lr"),
-    DL_P_FLOAT(S, momentum, "0", 0, 1, "momentum (0: plain SGD)", "momentum"),
-    DL_P_FLOAT(S, weight_decay, "0", 0, 1e6, "weight decay (regularization strength)", "weight_decay"),
-    DL_P_ENUM(S, regularization, "L2", reg_names, "L2 or L1 weight decay", "regularization_type"),
+    DL_P_ENUM(
+        S, type, "sgd", dl_solver_type_names,
+        "update rule, formulas in docs/solvers.md; adamw is adam with decoupled weight decay; "
+        "case is ignored, so Caffe's \"AdaGrad\" works",
+        "type: \"SGD\", \"Nesterov\", \"AdaGrad\", \"RMSProp\", \"AdaDelta\", \"Adam\" (adamw: "
+        "none)"),
+    DL_P_FLOAT(S, base_lr, NULL, 0, 1e6,
+               "base learning rate (adadelta: a multiplier, Caffe uses 1)", "base_lr"),
+    DL_P_FLOAT(S, momentum, "0", 0, 1,
+               "sgd, nesterov: momentum (0: none); adam, adamw: beta1 (below 1; the default 0 is "
+               "Caffe's, 0.9 is usual); adadelta: decay of its running averages (0.95 is usual); "
+               "adagrad, rmsprop: must be 0",
+               "momentum"),
+    DL_P_FLOAT(S, momentum2, "0.999", 0, 1,
+               "adam, adamw: beta2, the decay of the squared-gradient average (below 1)",
+               "momentum2"),
+    DL_P_FLOAT(
+        S, delta, "1e-8", 0, 1,
+        "adagrad, rmsprop, adadelta, adam, adamw: epsilon added to the denominator (positive)",
+        "delta"),
+    DL_P_FLOAT(S, rms_decay, "0.99", 0, 1, "rmsprop: decay of the squared-gradient average",
+               "rms_decay"),
+    DL_P_FLOAT(S, weight_decay, "0", 0, 1e6,
+               "weight decay: added to the gradient (see regularization), except for adamw, which "
+               "takes lr * weight_decay * w off the weights directly",
+               "weight_decay"),
+    DL_P_ENUM(S, regularization, "L2", reg_names, "L2 or L1 weight decay (adamw: L2 only)",
+              "regularization_type"),
     DL_P_ENUM(S, lr_policy, "fixed", dl_lr_policy_names,
               "fixed, step (gamma, stepsize), exp (gamma), inv (gamma, power), multistep (gamma, "
               "stepvalue), poly (power, max_iter), sigmoid (gamma, stepsize)", "lr_policy"),
@@ -76,11 +105,76 @@ static dl_status check_policy(const dl_ydoc *doc, const dl_ynode *root, dl_solve
   return first;
 }
 
+/* Records an error at `key`'s value (the file's start when the key is
+ * absent) and keeps the first status in *first. */
+static void key_error(const dl_ydoc *doc, const dl_ynode *root, const char *key, dl_status *first,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void key_error(const dl_ydoc *doc, const dl_ynode *root, const char *key, dl_status *first,
+                      const char *fmt, ...) {
+  const dl_ynode *n = dl_ymap_get(root, key);
+  dl_loc loc = dl_yloc(doc, n ? n : root);
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  dl_status st = dl_error_at(DL_ECONFIG, &loc, "solver: %s", msg);
+  if (!*first) *first = st;
+}
+
+#define T(t) (1u << DL_SOLVER_##t)
+/* The keys only some types read: given to another type they would silently do
+ * nothing, which is more likely a mistake than a wish. */
+static const struct {
+  const char *key;
+  unsigned types;
+  const char *users;
+} type_keys[] = {
+    {"momentum2", T(ADAM) | T(ADAMW), "adam and adamw"},
+    {"rms_decay", T(RMSPROP), "rmsprop"},
+    {"delta", T(ADAGRAD) | T(RMSPROP) | T(ADADELTA) | T(ADAM) | T(ADAMW),
+     "adagrad, rmsprop, adadelta, adam and adamw"},
+};
+
+/* What a type needs of the keys it shares with the others. */
+static dl_status check_type(const dl_ydoc *doc, const dl_ynode *root, const dl_solver_param *p) {
+  const char *name = dl_solver_type_names[p->type];
+  unsigned me = 1u << p->type;
+  dl_status first = DL_OK;
+  for (size_t i = 0; i < sizeof type_keys / sizeof type_keys[0]; i++)
+    if (dl_ymap_get(root, type_keys[i].key) && !(type_keys[i].types & me))
+      key_error(doc, root, type_keys[i].key, &first,
+                "'%s' is not used by type '%s' (only by %s); remove it or change the type",
+                type_keys[i].key, name, type_keys[i].users);
+  if (me & (T(ADAGRAD) | T(RMSPROP)) && p->momentum != 0)
+    key_error(doc, root, "momentum", &first,
+              "type '%s' takes no momentum (Caffe refuses it too); remove 'momentum'", name);
+  if (me & (T(ADAM) | T(ADAMW)) && p->momentum >= 1)
+    key_error(doc, root, "momentum", &first,
+              "momentum (beta1) must be below 1 for type '%s': the bias correction divides by "
+              "1 - beta1^t",
+              name);
+  if (me & (T(ADAM) | T(ADAMW)) && p->momentum2 >= 1)
+    key_error(doc, root, "momentum2", &first, "momentum2 (beta2) must be below 1 (try 0.999)");
+  if (!(me & (T(SGD) | T(NESTEROV))) && p->delta <= 0)
+    key_error(doc, root, "delta", &first,
+              "delta must be positive for type '%s': it keeps the division finite where the "
+              "gradient history is 0 (try 1e-8)",
+              name);
+  if (me & T(ADAMW) && p->regularization != DL_REG_L2)
+    key_error(doc, root, "regularization", &first,
+              "type 'adamw' decays the weights as L2 only (decoupled); use type 'adam' for L1");
+  return first;
+}
+#undef T
+
 static dl_status from_doc(const dl_ydoc *doc, dl_solver_param *p) {
   dl_schema_defaults(dl_solver_schema, p);
   dl_status st = dl_schema_apply(dl_solver_schema, doc, doc->root, NULL, "solver", p);
-  if (!st) st = check_policy(doc, doc->root, p);
-  return st;
+  if (st) return st;
+  /* Both, so that every cross-key error is listed at once. */
+  dl_status policy = check_policy(doc, doc->root, p), type = check_type(doc, doc->root, p);
+  return policy ? policy : type;
 }
 
 dl_status dl_solver_param_load(const char *path, dl_solver_param *p) {

@@ -1,8 +1,9 @@
 /* What goes into a snapshot (io/snapshot.c is the file format): solver type,
  * iteration, seed, a hash of the net's parameter layout, the loss window,
- * every parameter by name and shape, the momentum history, and each data
- * layer's cursor. Resuming restores all of it, so the following losses are
- * bit-identical to an uninterrupted run. */
+ * every parameter by name and shape, the solver's history (one or two floats
+ * per parameter, see dl_solver_history_slots), and each data layer's cursor.
+ * Resuming restores all of it, so the following losses are bit-identical to
+ * an uninterrupted run. */
 #include <glob.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,8 +105,9 @@ dl_status dl_solver_snapshot(dl_solver *s) {
   dl_sbuf_u64(&b, (uint64_t)s->losses_seen);
   dl_sbuf_floats(&b, s->loss_window, (size_t)s->param.average_loss);
   put_params(&b, s->train);
-  dl_sbuf_u64(&b, s->train->param_count);
-  dl_sbuf_floats(&b, dl_mem_host(s->history), s->train->param_count);
+  size_t history = (size_t)dl_solver_history_slots(s->param.type) * s->train->param_count;
+  dl_sbuf_u64(&b, history);
+  dl_sbuf_floats(&b, dl_mem_host(s->history), history);
   uint32_t n = 0;
   put_cursors(&b, s->train, "train", &n, 0);
   put_cursors(&b, s->test, "test", &n, 0);
@@ -233,12 +235,16 @@ dl_status dl_solver_restore(dl_solver *s, const char *path) {
     goto out;
   }
   if (strcmp(z.solver_type, dl_solver_type_names[s->param.type]) != 0) {
-    st = dl_error(DL_ECONFIG, "%s: written by solver type '%s', but this solver is '%s'; resume with the same type", path,
-                  z.solver_type, dl_solver_type_names[s->param.type]);
+    /* Histories of different types mean different things (and sizes). */
+    st = dl_error(DL_ECONFIG,
+                  "%s: written by solver type '%s', but this solver is '%s'; resume with "
+                  "'type: %s', or start a new run from its weights with --weights",
+                  path, z.solver_type, dl_solver_type_names[s->param.type], z.solver_type);
     goto out;
   }
+  size_t history = (size_t)dl_solver_history_slots(s->param.type) * net->param_count;
   if (z.hash != net->structure_hash || z.nparams != (uint32_t)net->nparams ||
-      z.history_count != net->param_count) {
+      z.history_count != history) {
     st = dl_error(DL_ECONFIG, "%s: was written for a net with different parameters (names or shapes); use --weights to fine-tune from it instead", path);
     goto out;
   }
