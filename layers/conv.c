@@ -42,14 +42,17 @@ static const dl_param_spec conv_schema[] = {
     DL_P_FILLER(conv_param, bias_filler, "{type: constant, value: 0}", "initial bias",
                 "convolution_param { bias_filler }"),
     DL_P_INT(conv_param, gemm_images, "0", 0, 1000000,
-             "images per GEMM (a speed knob; results do not change); 0: as many as fit a "
-             "4 MiB column buffer",
+             "images per GEMM (a speed knob; results do not change); 0: the whole batch when "
+             "its column buffer fits 16 MiB, else as many as fit 4 MiB",
              "(none)"),
     DL_SPEC_END};
 
-/* The column buffer aims at this many floats: big enough that one GEMM has
- * thousands of columns, small enough to stay in the last-level cache. */
-#define CONV_COL_BUDGET ((size_t)1 << 20)
+/* Column buffer sizes, in floats. Up to CONV_KEEP_BUDGET the whole batch goes
+ * in one block, and backward reuses forward's columns instead of running
+ * im2col again (a quarter of LeNet's conv time). Larger batches go in blocks
+ * of CONV_COL_BUDGET: thousands of GEMM columns, still within the L3 cache. */
+#define CONV_KEEP_BUDGET ((size_t)4 << 20)
+#define CONV_COL_BUDGET  ((size_t)1 << 20)
 
 /* Everything im2col needs; sizes of one image. */
 typedef struct {
@@ -67,24 +70,35 @@ typedef struct {
   size_t ohw;  /* oh * ow */
   size_t img;  /* c * h * w: floats in one input image */
   size_t ncol, ntmp;
-  float *col; /* (kdim, block * ohw): im2col of a block of images */
-  float *tmp; /* (m, block * ohw): GEMM result, or the gathered top diff */
+  float *col;       /* (kdim, block * ohw): im2col of a block of images */
+  float *tmp;       /* (m, block * ohw): GEMM result, or the gathered top diff */
+  int col_is_batch; /* forward left the whole batch's im2col in col, for backward */
 } conv_priv;
 
 /* ---- small vector loops ------------------------------------------------- */
 
-/* Rows are short (LeNet's are 8 and 24 floats): these work in chunks of 8 that
- * -O2 vectorizes (its cost model skips plain loops of unknown length), with no
- * call per row as memcpy would cost. */
+/* Rows are short (LeNet's are 8 and 24 floats), so a call per row would cost
+ * more than the copy, and GCC turns plain copy loops into memmove calls.
+ * Fixed-size memcpy is inlined as vector moves: whole chunks of 8, then one
+ * overlapping chunk for the rest (d and s never overlap each other). */
 static inline void copy_floats(float *restrict d, const float *restrict s, int n) {
-  int k = 0;
-  for (; k + 8 <= n; k += 8)
-    for (int q = 0; q < 8; q++)
-      d[k + q] = s[k + q];
-  for (; k < n; k++)
-    d[k] = s[k];
+  if (n >= 8) {
+    int k = 0;
+    for (; k + 8 <= n; k += 8)
+      memcpy(d + k, s + k, 8 * sizeof(float));
+    if (k < n) memcpy(d + n - 8, s + n - 8, 8 * sizeof(float));
+  } else if (n >= 4) {
+    memcpy(d, s, 4 * sizeof(float));
+    memcpy(d + n - 4, s + n - 4, 4 * sizeof(float));
+  } else {
+    if (n > 0) d[0] = s[0];
+    if (n > 1) d[1] = s[1];
+    if (n > 2) d[2] = s[2];
+  }
 }
 
+/* The loops below work in chunks of 8 that -O2 vectorizes; its cost model
+ * skips plain loops of unknown length. */
 static inline void add_floats(float *restrict d, const float *restrict s, int n) {
   int k = 0;
   for (; k + 8 <= n; k += 8)
@@ -119,60 +133,84 @@ static inline float sum_floats(const float *s, size_t n) {
 
 /* ---- im2col / col2im ---------------------------------------------------- */
 
-/* One kernel tap's input columns: output column ox reads input column
- * ox*sw + off, which lies inside [0, w) exactly for ox in [lo, hi). */
+/* One kernel tap (i, j): output row oy reads input row oy*sh + yoff, which is
+ * inside [0, h) exactly for oy in [y0, y1); columns likewise with xoff and
+ * [x0, x1). Outside those ranges the tap reads padding. */
 typedef struct {
-  int off, lo, hi;
+  int yoff, y0, y1, xoff, x0, x1;
 } conv_tap;
 
-static conv_tap tap_cols(const conv_geom *g, int j) {
-  conv_tap t = {j * g->dw - g->pw, 0, 0};
-  int a = t.off >= 0 ? 0 : (-t.off + g->sw - 1) / g->sw;
-  int b = t.off > g->w - 1 ? 0 : (g->w - 1 - t.off) / g->sw + 1;
-  t.lo = a < g->ow ? a : g->ow;
-  t.hi = b < g->ow ? b : g->ow;
-  if (t.hi < t.lo) t.hi = t.lo;
+/* [*lo, *hi) = {o in [0, out) : 0 <= o*stride + off < in}. */
+static void valid_range(int off, int stride, int in, int out, int *lo, int *hi) {
+  int a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int b = off > in - 1 ? 0 : (in - 1 - off) / stride + 1;
+  *lo = a < out ? a : out;
+  *hi = b < out ? b : out;
+  if (*hi < *lo) *hi = *lo;
+}
+
+static conv_tap make_tap(const conv_geom *g, int i, int j) {
+  conv_tap t = {i * g->dh - g->ph, 0, 0, j * g->dw - g->pw, 0, 0};
+  valid_range(t.yoff, g->sh, g->h, g->oh, &t.y0, &t.y1);
+  valid_range(t.xoff, g->sw, g->w, g->ow, &t.x0, &t.x1);
   return t;
 }
 
-/* dst[oy][ox] = xc[oy*sh - ph + i*dh][ox*sw + t.off], zero in the padding. */
-static void im2col_tap(const conv_geom *g, const float *xc, int i, conv_tap t, float *dst) {
-  for (int oy = 0; oy < g->oh; oy++, dst += g->ow) {
-    int iy = oy * g->sh - g->ph + i * g->dh;
-    if (iy < 0 || iy >= g->h) {
-      memset(dst, 0, (size_t)g->ow * sizeof(float));
-      continue;
-    }
-    const float *src = xc + (size_t)iy * g->w; /* (w) */
-    for (int ox = 0; ox < t.lo; ox++)
-      dst[ox] = 0;
-    if (g->sw == 1)
-      copy_floats(dst + t.lo, src + t.lo + t.off, t.hi - t.lo);
-    else
-      for (int ox = t.lo; ox < t.hi; ox++)
-        dst[ox] = src[ox * g->sw + t.off];
-    for (int ox = t.hi; ox < g->ow; ox++)
-      dst[ox] = 0;
-  }
+/* One output row of a tap: r[ox] = xr[ox*sw + xoff], zero in the padding. */
+static inline void im2col_row(const conv_geom *g, const conv_tap *t, const float *xr, float *r) {
+  int n = t->x1 - t->x0;
+  const float *s = xr + t->x0 * g->sw + t->xoff; /* first input column read */
+  if (t->x0 > 0) memset(r, 0, (size_t)t->x0 * sizeof(float));
+  if (g->sw == 1)
+    copy_floats(r + t->x0, s, n);
+  else
+    for (int k = 0; k < n; k++)
+      r[t->x0 + k] = s[k * g->sw];
+  if (t->x1 < g->ow) memset(r + t->x1, 0, (size_t)(g->ow - t->x1) * sizeof(float));
 }
 
-/* The adjoint of im2col_tap: dxc[...] += src[...] over the same index map. */
-static void col2im_tap(const conv_geom *g, const float *src, int i, conv_tap t, float *dxc) {
-  for (int oy = 0; oy < g->oh; oy++, src += g->ow) {
-    int iy = oy * g->sh - g->ph + i * g->dh;
-    if (iy < 0 || iy >= g->h) continue;
-    float *dst = dxc + (size_t)iy * g->w; /* (w) */
+/* dst[oy][ox] = xc[oy*sh + yoff][ox*sw + xoff] for one image channel xc (h, w),
+ * zero in the padding. Padding rows are cleared in bulk, so the loop over
+ * valid rows has no bounds checks. */
+static void im2col_tap(const conv_geom *g, const conv_tap *t, const float *xc, float *dst) {
+  size_t ow = (size_t)g->ow;
+  if (t->y1 <= t->y0 || t->x1 <= t->x0) {
+    memset(dst, 0, (size_t)g->oh * ow * sizeof(float));
+    return;
+  }
+  if (t->y0 > 0) memset(dst, 0, (size_t)t->y0 * ow * sizeof(float));
+  if (t->y1 < g->oh) memset(dst + t->y1 * ow, 0, (size_t)(g->oh - t->y1) * ow * sizeof(float));
+  if (g->sh == 1 && g->sw == 1 && g->ow == g->w && t->xoff == 0) { /* rows are contiguous */
+    memcpy(dst + t->y0 * ow, xc + (size_t)(t->y0 + t->yoff) * g->w,
+           (size_t)(t->y1 - t->y0) * ow * sizeof(float));
+    return;
+  }
+  if (g->sw == 1 && t->x0 == 0 && t->x1 == g->ow) { /* no padding on this tap's columns */
+    for (int oy = t->y0; oy < t->y1; oy++)
+      copy_floats(dst + oy * ow, xc + (size_t)(oy * g->sh + t->yoff) * g->w + t->xoff, g->ow);
+    return;
+  }
+  for (int oy = t->y0; oy < t->y1; oy++)
+    im2col_row(g, t, xc + (size_t)(oy * g->sh + t->yoff) * g->w, dst + oy * ow);
+}
+
+/* The adjoint of im2col_tap: dxc[oy*sh + yoff][ox*sw + xoff] += src[oy][ox]. */
+static void col2im_tap(const conv_geom *g, const conv_tap *t, const float *src, float *dxc) {
+  int n = t->x1 - t->x0;
+  for (int oy = t->y0; oy < t->y1; oy++) {
+    const float *s = src + (size_t)oy * g->ow + t->x0;                                /* (n) */
+    float *d = dxc + (size_t)(oy * g->sh + t->yoff) * g->w + t->x0 * g->sw + t->xoff; /* (n*sw) */
     if (g->sw == 1)
-      add_floats(dst + t.lo + t.off, src + t.lo, t.hi - t.lo);
+      add_floats(d, s, n);
     else
-      for (int ox = t.lo; ox < t.hi; ox++)
-        dst[ox * g->sw + t.off] += src[ox];
+      for (int k = 0; k < n; k++)
+        d[k * g->sw] += s[k];
   }
 }
 
 /* For nb images x side by side:
  *   col[(ci*kh + i)*kw + j][b*oh*ow + oy*ow + ox] = x[b][ci][oy*sh - ph + i*dh][ox*sw - pw + j*dw]
- * (zero in the padding). Taps outermost, images inside: a tap's column range is
+ * (zero in the padding). Taps outermost, images inside: a tap's ranges are
  * worked out once, and the planes it reads stay in cache for the next tap. */
 static void im2col(const conv_geom *g, const float *x, int nb, float *col) {
   size_t plane = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
@@ -180,9 +218,9 @@ static void im2col(const conv_geom *g, const float *x, int nb, float *col) {
   for (int ci = 0; ci < g->c; ci++)
     for (int i = 0; i < g->kh; i++)
       for (int j = 0; j < g->kw; j++) {
-        conv_tap t = tap_cols(g, j);
+        conv_tap t = make_tap(g, i, j);
         for (int b = 0; b < nb; b++, row += ohw)
-          im2col_tap(g, x + ((size_t)b * g->c + ci) * plane, i, t, row);
+          im2col_tap(g, &t, x + ((size_t)b * g->c + ci) * plane, row);
       }
 }
 
@@ -193,9 +231,9 @@ static void col2im(const conv_geom *g, const float *col, int nb, float *dx) {
   for (int ci = 0; ci < g->c; ci++)
     for (int i = 0; i < g->kh; i++)
       for (int j = 0; j < g->kw; j++) {
-        conv_tap t = tap_cols(g, j);
+        conv_tap t = make_tap(g, i, j);
         for (int b = 0; b < nb; b++, row += ohw)
-          col2im_tap(g, row, i, t, dx + ((size_t)b * g->c + ci) * plane);
+          col2im_tap(g, &t, row, dx + ((size_t)b * g->c + ci) * plane);
       }
 }
 
@@ -292,6 +330,7 @@ static dl_status grow(float **buf, size_t *cap, size_t n) {
 
 static int pick_block(const conv_priv *s, int requested) {
   size_t per_image = s->kdim * s->ohw, b = (size_t)requested;
+  if (!b && per_image * (size_t)s->n <= CONV_KEEP_BUDGET) b = (size_t)s->n;
   if (!b) b = per_image >= CONV_COL_BUDGET ? 1 : CONV_COL_BUDGET / per_image;
   return b < (size_t)s->n ? (int)b : s->n;
 }
@@ -352,7 +391,7 @@ static dl_status conv_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
                               int nt) {
   (void)nb, (void)nt;
   const conv_param *p = l->param;
-  const conv_priv *s = l->priv;
+  conv_priv *s = l->priv;
   DL_ASSERT(bottom[0]->count == (size_t)s->n * s->g.c * s->g.h * s->g.w); /* reshape ran */
   const float *x = dl_cdata(bottom[0]);                                   /* (n, c, h, w) */
   const float *w = dl_cdata(l->params[0]);                          /* (m, c / group, kh, kw) */
@@ -364,6 +403,7 @@ static dl_status conv_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
     gemm_forward(s, p->group, w, (size_t)nblk * s->ohw);
     scatter_top(s, bias, n0, nblk, y);
   }
+  s->col_is_batch = s->block >= s->n;
   return DL_OK;
 }
 
@@ -407,24 +447,28 @@ static void bottom_grad(const conv_priv *s, int group, const float *w, int n0, i
 
 /* With y = W * col(x) + b per image:
  *   dW += dy * col(x)^T,  db += sum over positions of dy,  dx = col2im(W^T * dy).
- * col(x) is rebuilt here rather than kept from forward, so memory stays one block. */
+ * col(x) comes from forward when it held the whole batch (bottoms do not change
+ * between a layer's forward and backward), else it is rebuilt block by block.
+ * Computing dx overwrites col, so a second backward rebuilds it. */
 static void conv_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
                           dl_blob *const *bottom, int nb) {
   (void)nt, (void)nb;
   const conv_param *p = l->param;
-  const conv_priv *s = l->priv;
+  conv_priv *s = l->priv;
   const float *dy = dl_cdiff(top[0]);                        /* (n, m, oh, ow) */
   const float *x = dl_cdata(bottom[0]);                      /* (n, c, h, w) */
   const float *w = dl_cdata(l->params[0]);                   /* (m, c / group, kh, kw) */
   float *dw = dl_diff(l->params[0]);                         /* (m, c / group, kh, kw) */
   float *db = p->bias_term ? dl_diff(l->params[1]) : NULL;   /* (m) */
   float *dx = propagate_down[0] ? dl_diff(bottom[0]) : NULL; /* (n, c, h, w) */
+  int have_col = s->col_is_batch;
+  s->col_is_batch &= !dx;
   for (int n0 = 0; n0 < s->n; n0 += s->block) {
     int nblk = s->n - n0 < s->block ? s->n - n0 : s->block;
     size_t cols = (size_t)nblk * s->ohw;
     gather_top_diff(s, dy, n0, nblk);
     if (db) bias_grad(s, cols, db);
-    im2col(&s->g, x + n0 * s->img, nblk, s->col);
+    if (!have_col) im2col(&s->g, x + n0 * s->img, nblk, s->col);
     weight_grad(s, p->group, cols, dw);
     if (dx) bottom_grad(s, p->group, w, n0, nblk, dx);
   }

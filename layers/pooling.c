@@ -168,20 +168,44 @@ static inline pool_win window(const pool_priv *s, int oy, int ox) {
 
 /* ---- forward ------------------------------------------------------------ */
 
-/* y = max over each window, mask = where it is. The first element seeds the
- * max, so a window of NaNs yields NaN (for the NaN guard) and a valid index. */
+/* Max of one window into *y, its position into *mask. The first element seeds
+ * the max, so a window of NaNs yields NaN (for the NaN guard) and a valid index. */
+static void max_window(const pool_priv *s, const float *x, int oy, int ox, float *y, int *mask) {
+  pool_win win = window(s, oy, ox);
+  int arg = win.h0 * s->w + win.w0;
+  float best = x[arg];
+  for (int iy = win.h0; iy < win.h1; iy++)
+    for (int ix = win.w0; ix < win.w1; ix++)
+      if (x[iy * s->w + ix] > best) best = x[iy * s->w + ix], arg = iy * s->w + ix;
+  *y = best;
+  *mask = arg;
+}
+
+/* The common 2x2, stride 2 case for n whole windows on input rows r0 and r0 + 1
+ * (r0 indexes the plane x): a compare tree two compares deep rather than four,
+ * with ties going to the earlier element as in max_window. Winners are random,
+ * so it is written for selects (maxss, arithmetic) rather than branches. */
+static void max_row_2x2(const float *x, int w, int r0, int n, float *y, int *mask) {
+  const float *a = x + (size_t)r0 * w, *c = a + w; /* (w): the two input rows */
+  for (int ox = 0; ox < n; ox++) {
+    int gab = a[2 * ox + 1] > a[2 * ox], gcd = c[2 * ox + 1] > c[2 * ox];
+    float m1 = a[2 * ox + gab], m2 = c[2 * ox + gcd];
+    int low = m2 > m1; /* the second row wins */
+    y[ox] = m2 > m1 ? m2 : m1;
+    mask[ox] = r0 * w + 2 * ox + gab + low * (w + gcd - gab);
+  }
+}
+
+/* y = max over each window of one plane x (h, w), mask = where it is. */
 static void max_plane(const pool_priv *s, const float *x, float *y, int *mask) {
-  for (int oy = 0; oy < s->oh; oy++)
-    for (int ox = 0; ox < s->ow; ox++, y++, mask++) {
-      pool_win win = window(s, oy, ox);
-      int arg = win.h0 * s->w + win.w0;
-      float best = x[arg];
-      for (int iy = win.h0; iy < win.h1; iy++)
-        for (int ix = win.w0; ix < win.w1; ix++)
-          if (x[iy * s->w + ix] > best) best = x[iy * s->w + ix], arg = iy * s->w + ix;
-      *y = best;
-      *mask = arg;
-    }
+  int fast = s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && !s->ph && !s->pw;
+  int fy = fast ? s->h / 2 : 0, fx = fast ? s->w / 2 : 0; /* whole 2x2 windows */
+  for (int oy = 0; oy < s->oh; oy++, y += s->ow, mask += s->ow) {
+    int ox = oy < fy ? fx : 0;
+    if (ox) max_row_2x2(x, s->w, 2 * oy, ox, y, mask);
+    for (; ox < s->ow; ox++)
+      max_window(s, x, oy, ox, y + ox, mask + ox);
+  }
 }
 
 static void ave_plane(const pool_priv *s, const float *x, float *y) {
@@ -216,8 +240,7 @@ static dl_status pool_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
 
 /* ---- backward ----------------------------------------------------------- */
 
-/* max: dx[argmax] += dy; ave: dx[window] += dy / area. dx starts at zero:
- * overlapping windows add up. */
+/* dx[window] += dy / area for each output of one plane. */
 static void ave_plane_backward(const pool_priv *s, const float *dy, float *dx) {
   for (int oy = 0; oy < s->oh; oy++)
     for (int ox = 0; ox < s->ow; ox++, dy++) {
@@ -229,6 +252,8 @@ static void ave_plane_backward(const pool_priv *s, const float *dy, float *dx) {
     }
 }
 
+/* max: dx[argmax] += dy; ave: dx[window] += dy / area. dx is cleared first
+ * (bottom diffs are overwritten), then overlapping windows add up. */
 static void pool_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
                           dl_blob *const *bottom, int nb) {
   (void)nt, (void)nb;

@@ -252,19 +252,24 @@ START_TEST(conv_gradcheck_group_dilation) {
 END_TEST
 
 /* Backward with propagate_down 0 leaves the bottom diff alone but still gives
- * the same parameter gradients; a second backward adds to them. */
+ * the parameter gradients; each further backward adds them again and gives the
+ * same bottom diff. Run with the whole batch in one block (backward reuses
+ * forward's columns, and must rebuild them once computing dx overwrote them)
+ * and in blocks of 2 images (columns rebuilt every time). */
 START_TEST(conv_backward_conventions) {
   dl_blob *x = dl_test_blob("x", 4, (int[]){3, 2, 6, 6}, -1, 1, 7), *y = dl_blob_new("y");
-  dl_layer *l = dl_test_layer("{name: c, type: Convolution, num_output: 3, kernel_size: 3, "
-                              "gemm_images: 2}",
-                              &x, 1, &y, 1);
+  char yaml[200];
+  snprintf(yaml, sizeof yaml,
+           "{name: c, type: Convolution, num_output: 3, kernel_size: 3, gemm_images: %d}",
+           _i ? 2 : 0);
+  dl_layer *l = dl_test_layer(yaml, &x, 1, &y, 1);
   ck_assert(l->ops->forward(l, &x, 1, &y, 1) == DL_OK);
   dl_rng rng;
   dl_rng_seed(&rng, 3);
   for (size_t i = 0; i < y->count; i++)
     dl_diff(y)[i] = dl_rng_uniform_range(&rng, -1, 1);
   size_t nw = l->params[0]->count;
-  float *once = malloc(nw * sizeof(float));
+  float *once = malloc(nw * sizeof(float)), *dx = malloc(x->count * sizeof(float));
 
   dl_set(x->count, 7, dl_diff(x));
   dl_set(nw, 0, dl_diff(l->params[0]));
@@ -274,11 +279,16 @@ START_TEST(conv_backward_conventions) {
   memcpy(once, dl_cdiff(l->params[0]), nw * sizeof(float));
   ck_assert(dl_asum(nw, once) > 0);
 
-  l->ops->backward(l, &y, 1, (int[]){1}, &x, 1);
-  for (size_t i = 0; i < nw; i++)
-    ck_assert_float_eq_tol(dl_cdiff(l->params[0])[i], 2 * once[i], 1e-5 * (1 + fabs(once[i])));
+  for (int k = 2; k <= 3; k++) {
+    l->ops->backward(l, &y, 1, (int[]){1}, &x, 1);
+    for (size_t i = 0; i < nw; i++)
+      ck_assert_float_eq_tol(dl_cdiff(l->params[0])[i], k * once[i], 1e-5 * (1 + fabs(once[i])));
+    if (k == 2) memcpy(dx, dl_cdiff(x), x->count * sizeof(float));
+  }
   ck_assert(dl_cdiff(x)[0] != 7);
+  dl_check_close(dl_cdiff(x), dx, x->count, 0, "dx of the third backward");
   free(once);
+  free(dx);
   dl_layer_free(l);
   dl_blob_free(x);
   dl_blob_free(y);
@@ -331,7 +341,7 @@ Suite *suite_conv(void) {
   tcase_add_test(tc, conv_param_shapes_and_default_fillers);
   tcase_add_test(tc, conv_gradcheck);
   tcase_add_test(tc, conv_gradcheck_group_dilation);
-  tcase_add_test(tc, conv_backward_conventions);
+  tcase_add_loop_test(tc, conv_backward_conventions, 0, 2);
   tcase_add_test(tc, conv_config_errors);
   suite_add_tcase(s, tc);
   return s;

@@ -21,6 +21,9 @@ static dl_blob *blob4(int n, int c, int h, int w, const float *v) {
   return b;
 }
 
+static int imin_(int a, int b) { return a < b ? a : b; }
+static int imax_(int a, int b) { return a > b ? a : b; }
+
 static void expect_shape(const dl_blob *y, int n, int c, int h, int w) {
   ck_assert_int_eq(y->ndim, 4);
   ck_assert_msg(y->shape[0] == n && y->shape[1] == c && y->shape[2] == h && y->shape[3] == w,
@@ -144,57 +147,85 @@ START_TEST(pool_global) {
 }
 END_TEST
 
-/* Brute force from the definition: an input pixel belongs to output (oy, ox)
+/* Brute force from the definition: an input cell belongs to output (oy, ox)
  * when oy*s - p <= iy < oy*s - p + k (and likewise for x); the divisor counts
- * the window's cells inside [-p, H + p). Different loops from the layer's. */
+ * the window's cells inside [-p, H + p); max takes the first of equal values in
+ * row-major order. Forward and backward (dx += dy into the winners or evenly
+ * over the window), with loops unlike the layer's. */
 typedef struct {
-  int pool, kh, kw, sh, sw, ph, pw;
-} pool_geom;
+  int ave, kh, kw, sh, sw, ph, pw, h, w, floor, oh, ow;
+} pool_case;
 
-static double brute(const float *x, int h, int w, const pool_geom *g, int oy, int ox) {
-  double best = -INFINITY, sum = 0;
-  int area = 0;
-  for (int iy = -g->ph; iy < h + g->ph; iy++)
-    for (int ix = -g->pw; ix < w + g->pw; ix++) {
-      int y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw;
-      if (iy < y0 || iy >= y0 + g->kh || ix < x0 || ix >= x0 + g->kw) continue;
+static const pool_case pool_cases[] = {
+    {0, 3, 2, 2, 3, 1, 1, 8, 5, 0, 5, 2}, /* rectangular, pad; ceil drops a last column */
+    {1, 3, 2, 2, 3, 1, 1, 8, 5, 0, 5, 2},
+    {0, 3, 2, 2, 3, 1, 1, 8, 5, 1, 4, 2}, /* the same, floor */
+    {1, 3, 2, 2, 3, 1, 1, 8, 5, 1, 4, 2},
+    {0, 2, 2, 2, 2, 0, 0, 7, 5, 0, 4, 3}, /* 2x2 stride 2: fast path plus partial edges */
+    {0, 2, 2, 2, 2, 0, 0, 7, 5, 1, 3, 2},
+    {0, 2, 2, 2, 2, 0, 0, 8, 6, 0, 4, 3}, /* all fast path */
+    {1, 2, 2, 2, 2, 0, 0, 7, 5, 0, 4, 3},
+    {0, 2, 2, 2, 2, 1, 1, 6, 6, 0, 4, 4}, /* 2x2 stride 2 with pad: general path */
+    {0, 3, 3, 1, 1, 1, 1, 5, 6, 0, 5, 6}, /* overlapping windows */
+};
+
+static void brute_output(const pool_case *k, const float *x, float dy, int oy, int ox, double *y,
+                         double *dx) {
+  int y0 = oy * k->sh - k->ph, x0 = ox * k->sw - k->pw, area = 0, arg = -1;
+  double sum = 0;
+  for (int iy = -k->ph; iy < k->h + k->ph; iy++)
+    for (int ix = -k->pw; ix < k->w + k->pw; ix++) {
+      if (iy < y0 || iy >= y0 + k->kh || ix < x0 || ix >= x0 + k->kw) continue;
       area++;
-      if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-      double v = x[iy * w + ix];
-      best = fmax(best, v);
-      sum += v;
+      if (iy < 0 || iy >= k->h || ix < 0 || ix >= k->w) continue;
+      sum += x[iy * k->w + ix];
+      if (arg < 0 || x[iy * k->w + ix] > x[arg]) arg = iy * k->w + ix;
     }
-  return g->pool ? sum / area : best;
+  *y = k->ave ? sum / area : x[arg];
+  if (!k->ave) dx[arg] += dy;
+  for (int iy = imax_(y0, 0); k->ave && iy < imin_(y0 + k->kh, k->h); iy++)
+    for (int ix = imax_(x0, 0); ix < imin_(x0 + k->kw, k->w); ix++)
+      dx[iy * k->w + ix] += (double)dy / area;
 }
 
-START_TEST(pool_matches_brute_force) {
-  const char *modes[2] = {"ceil", "floor"}, *pools[2] = {"max", "ave"};
-  for (int m = 0; m < 4; m++) {
-    pool_geom g = {m % 2, 3, 2, 2, 3, 1, 1};
-    char yaml[256];
-    snprintf(yaml, sizeof yaml,
-             "{name: p, type: Pooling, pool: %s, kernel_size: [3, 2], stride: [2, 3], pad: 1, "
-             "round_mode: %s}",
-             pools[m % 2], modes[m / 2]);
-    dl_blob *x = blob4(2, 3, 8, 5, NULL), *y = dl_blob_new("y");
-    dl_layer *l = pool_layer(yaml, x, y);
-    ck_assert(l->ops->forward(l, &x, 1, &y, 1) == DL_OK);
-    int oh = y->shape[2], ow = y->shape[3];
-    ck_assert_int_eq(oh, m / 2 ? 4 : 5); /* (8 + 2 - 3) / 2 + 1, rounded down or up */
-    ck_assert_int_eq(ow, 2);             /* ceil gives 3, but 2 * 3 >= 5 + 1 drops one */
-    for (int c = 0; c < 6; c++)
-      for (int oy = 0; oy < oh; oy++)
-        for (int ox = 0; ox < ow; ox++) {
-          double want = brute(dl_cdata(x) + c * 40, 8, 5, &g, oy, ox);
-          float got = dl_cdata(y)[(c * oh + oy) * ow + ox];
-          ck_assert_msg(fabs(got - want) < 1e-6, "%s: plane %d (%d, %d): got %g, want %g", yaml, c,
-                        oy, ox, got, want);
-        }
-    dl_layer_free(l);
-    dl_blob_free(x);
-    dl_blob_free(y);
-  }
+static void run_pool_case(int ci) {
+  const pool_case *k = &pool_cases[ci];
+  char yaml[256];
+  snprintf(yaml, sizeof yaml,
+           "{name: p, type: Pooling, pool: %s, kernel_size: [%d, %d], stride: [%d, %d], "
+           "pad: [%d, %d], round_mode: %s}",
+           k->ave ? "ave" : "max", k->kh, k->kw, k->sh, k->sw, k->ph, k->pw,
+           k->floor ? "floor" : "ceil");
+  dl_blob *x = blob4(2, 3, k->h, k->w, NULL), *y = dl_blob_new("y");
+  for (size_t i = 0; i < x->count; i++) /* quarters in [-1, 1]: many ties */
+    dl_data(x)[i] = roundf(4 * dl_cdata(x)[i]) / 4;
+  dl_layer *l = pool_layer(yaml, x, y);
+  expect_shape(y, 2, 3, k->oh, k->ow);
+  ck_assert(l->ops->forward(l, &x, 1, &y, 1) == DL_OK);
+  for (size_t i = 0; i < y->count; i++)
+    dl_diff(y)[i] = (float)(i % 7) - 3;
+  dl_set(x->count, 9, dl_diff(x));
+  l->ops->backward(l, &y, 1, (int[]){1}, &x, 1);
+  size_t in = (size_t)k->h * k->w;
+  double *dx = calloc(x->count, sizeof(double)), want;
+  for (int c = 0; c < 6; c++)
+    for (int oy = 0; oy < k->oh; oy++)
+      for (int ox = 0; ox < k->ow; ox++) {
+        size_t o = ((size_t)c * k->oh + oy) * k->ow + ox;
+        brute_output(k, dl_cdata(x) + c * in, dl_cdiff(y)[o], oy, ox, &want, dx + c * in);
+        ck_assert_msg(fabs(dl_cdata(y)[o] - want) < 1e-6, "%s: y[%zu]: got %g, want %g", yaml, o,
+                      dl_cdata(y)[o], want);
+      }
+  for (size_t i = 0; i < x->count; i++)
+    ck_assert_msg(fabs(dl_cdiff(x)[i] - dx[i]) < 1e-5, "%s: dx[%zu]: got %g, want %g", yaml, i,
+                  dl_cdiff(x)[i], dx[i]);
+  free(dx);
+  dl_layer_free(l);
+  dl_blob_free(x);
+  dl_blob_free(y);
 }
+
+START_TEST(pool_matches_brute_force) { run_pool_case(_i); }
 END_TEST
 
 /* Max pooling is piecewise linear: with values at least 0.05 apart and a
@@ -304,7 +335,8 @@ Suite *suite_pooling(void) {
   tcase_add_test(tc, pool_ave_pad_divisor);
   tcase_add_test(tc, pool_output_sizes);
   tcase_add_test(tc, pool_global);
-  tcase_add_test(tc, pool_matches_brute_force);
+  tcase_add_loop_test(tc, pool_matches_brute_force, 0,
+                      (int)(sizeof pool_cases / sizeof pool_cases[0]));
   tcase_add_test(tc, pool_gradcheck_max);
   tcase_add_test(tc, pool_gradcheck_ave);
   tcase_add_test(tc, pool_propagate_down_off);
