@@ -1,6 +1,8 @@
 /* Every Check suite, once: DL_SUITE(name) expects `Suite *suite_name(void)`. */
 DL_SUITE(core)
 DL_SUITE(relu)
+DL_SUITE(conv)
+DL_SUITE(pooling)
 DL_SUITE(data)
 DL_SUITE(config)
 DL_SUITE(solver)

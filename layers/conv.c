@@ -1,0 +1,494 @@
+/* Convolution with Caffe's semantics, as im2col + GEMM. Several images share one
+ * GEMM (their columns side by side), because LeNet-sized per-image matrices
+ * (50 x 64 x 500) are too thin to keep BLAS busy. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/filler.h"
+#include "core/layer.h"
+#include "core/math.h"
+
+typedef struct {
+  int num_output;
+  dl_ints kernel_size, stride, pad, dilation;
+  int group;
+  int bias_term;
+  dl_filler weight_filler, bias_filler;
+  int gemm_images;
+} conv_param;
+
+static const dl_param_spec conv_schema[] = {
+    DL_P_INT(conv_param, num_output, NULL, 1, 1000000, "number of output channels (filters)",
+             "convolution_param { num_output }"),
+    DL_P_INTS(conv_param, kernel_size, NULL, 1, 65536, "filter size: k or [kh, kw]",
+              "convolution_param { kernel_size | kernel_h, kernel_w }"),
+    DL_P_INTS(conv_param, stride, "1", 1, 65536, "step between windows: s or [sh, sw]",
+              "convolution_param { stride | stride_h, stride_w }"),
+    DL_P_INTS(conv_param, pad, "0", 0, 65536, "zeros added on each side: p or [ph, pw]",
+              "convolution_param { pad | pad_h, pad_w }"),
+    DL_P_INTS(conv_param, dilation, "1", 1, 65536,
+              "spacing between filter taps: d or [dh, dw] (1: dense filter)",
+              "convolution_param { dilation }"),
+    DL_P_INT(conv_param, group, "1", 1, 1000000,
+             "independent channel groups; input channels and num_output must both divide by it",
+             "convolution_param { group }"),
+    DL_P_BOOL(conv_param, bias_term, "true", "learn a bias per output channel",
+              "convolution_param { bias_term }"),
+    DL_P_FILLER(conv_param, weight_filler, "{type: xavier}",
+                "initial weights; default xavier (uniform +-sqrt(3 / fan_in)), unlike Caffe's "
+                "constant 0, which cannot break the symmetry between filters",
+                "convolution_param { weight_filler }"),
+    DL_P_FILLER(conv_param, bias_filler, "{type: constant, value: 0}", "initial bias",
+                "convolution_param { bias_filler }"),
+    DL_P_INT(conv_param, gemm_images, "0", 0, 1000000,
+             "images per GEMM (a speed knob; results do not change); 0: the whole batch when "
+             "its column buffer fits 16 MiB, else as many as fit 4 MiB",
+             "(none)"),
+    DL_SPEC_END};
+
+/* Column buffer sizes, in floats. Up to CONV_KEEP_BUDGET the whole batch goes
+ * in one block, and backward reuses forward's columns instead of running
+ * im2col again (a quarter of LeNet's conv time). Larger batches go in blocks
+ * of CONV_COL_BUDGET: thousands of GEMM columns, still within the L3 cache. */
+#define CONV_KEEP_BUDGET ((size_t)4 << 20)
+#define CONV_COL_BUDGET  ((size_t)1 << 20)
+
+/* Everything im2col needs; sizes of one image. */
+typedef struct {
+  int c, h, w;        /* input channels and size */
+  int kh, kw, sh, sw; /* kernel, stride */
+  int ph, pw, dh, dw; /* pad, dilation */
+  int oh, ow;         /* output size */
+} conv_geom;
+
+typedef struct {
+  conv_geom g;
+  int n, m;    /* images, output channels */
+  int block;   /* images per GEMM */
+  size_t kdim; /* c * kh * kw: rows of the column buffer */
+  size_t ohw;  /* oh * ow */
+  size_t img;  /* c * h * w: floats in one input image */
+  size_t ncol, ntmp;
+  float *col;       /* (kdim, block * ohw): im2col of a block of images */
+  float *tmp;       /* (m, block * ohw): GEMM result, or the gathered top diff */
+  int col_is_batch; /* forward left the whole batch's im2col in col, for backward */
+} conv_priv;
+
+/* ---- small vector loops ------------------------------------------------- */
+
+/* Rows are short (LeNet's are 8 and 24 floats), so a call per row would cost
+ * more than the copy, and GCC turns plain copy loops into memmove calls.
+ * Fixed-size memcpy is inlined as vector moves: whole chunks of 8, then one
+ * overlapping chunk for the rest (d and s never overlap each other). */
+static inline void copy_floats(float *restrict d, const float *restrict s, int n) {
+  if (n >= 8) {
+    int k = 0;
+    for (; k + 8 <= n; k += 8)
+      memcpy(d + k, s + k, 8 * sizeof(float));
+    if (k < n) memcpy(d + n - 8, s + n - 8, 8 * sizeof(float));
+  } else if (n >= 4) {
+    memcpy(d, s, 4 * sizeof(float));
+    memcpy(d + n - 4, s + n - 4, 4 * sizeof(float));
+  } else {
+    if (n > 0) d[0] = s[0];
+    if (n > 1) d[1] = s[1];
+    if (n > 2) d[2] = s[2];
+  }
+}
+
+/* The loops below work in chunks of 8 that -O2 vectorizes; its cost model
+ * skips plain loops of unknown length. */
+static inline void add_floats(float *restrict d, const float *restrict s, int n) {
+  int k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int q = 0; q < 8; q++)
+      d[k + q] += s[k + q];
+  for (; k < n; k++)
+    d[k] += s[k];
+}
+
+static inline void copy_plus(float *restrict d, const float *restrict s, int n, float v) {
+  int k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int q = 0; q < 8; q++)
+      d[k + q] = s[k + q] + v;
+  for (; k < n; k++)
+    d[k] = s[k] + v;
+}
+
+/* Eight running sums, so the reduction vectorizes without -ffast-math. */
+static inline float sum_floats(const float *s, size_t n) {
+  float acc[8] = {0}, t = 0;
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int q = 0; q < 8; q++)
+      acc[q] += s[k + q];
+  for (; k < n; k++)
+    t += s[k];
+  for (int q = 0; q < 8; q++)
+    t += acc[q];
+  return t;
+}
+
+/* ---- im2col / col2im ---------------------------------------------------- */
+
+/* One kernel tap (i, j): output row oy reads input row oy*sh + yoff, which is
+ * inside [0, h) exactly for oy in [y0, y1); columns likewise with xoff and
+ * [x0, x1). Outside those ranges the tap reads padding. */
+typedef struct {
+  int yoff, y0, y1, xoff, x0, x1;
+} conv_tap;
+
+/* [*lo, *hi) = {o in [0, out) : 0 <= o*stride + off < in}. */
+static void valid_range(int off, int stride, int in, int out, int *lo, int *hi) {
+  int a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int b = off > in - 1 ? 0 : (in - 1 - off) / stride + 1;
+  *lo = a < out ? a : out;
+  *hi = b < out ? b : out;
+  if (*hi < *lo) *hi = *lo;
+}
+
+static conv_tap make_tap(const conv_geom *g, int i, int j) {
+  conv_tap t = {i * g->dh - g->ph, 0, 0, j * g->dw - g->pw, 0, 0};
+  valid_range(t.yoff, g->sh, g->h, g->oh, &t.y0, &t.y1);
+  valid_range(t.xoff, g->sw, g->w, g->ow, &t.x0, &t.x1);
+  return t;
+}
+
+/* One output row of a tap: r[ox] = xr[ox*sw + xoff], zero in the padding. */
+static inline void im2col_row(const conv_geom *g, const conv_tap *t, const float *xr, float *r) {
+  int n = t->x1 - t->x0;
+  const float *s = xr + t->x0 * g->sw + t->xoff; /* first input column read */
+  if (t->x0 > 0) memset(r, 0, (size_t)t->x0 * sizeof(float));
+  if (g->sw == 1)
+    copy_floats(r + t->x0, s, n);
+  else
+    for (int k = 0; k < n; k++)
+      r[t->x0 + k] = s[k * g->sw];
+  if (t->x1 < g->ow) memset(r + t->x1, 0, (size_t)(g->ow - t->x1) * sizeof(float));
+}
+
+/* dst[oy][ox] = xc[oy*sh + yoff][ox*sw + xoff] for one image channel xc (h, w),
+ * zero in the padding. Padding rows are cleared in bulk, so the loop over
+ * valid rows has no bounds checks. */
+static void im2col_tap(const conv_geom *g, const conv_tap *t, const float *xc, float *dst) {
+  size_t ow = (size_t)g->ow;
+  if (t->y1 <= t->y0 || t->x1 <= t->x0) {
+    memset(dst, 0, (size_t)g->oh * ow * sizeof(float));
+    return;
+  }
+  if (t->y0 > 0) memset(dst, 0, (size_t)t->y0 * ow * sizeof(float));
+  if (t->y1 < g->oh) memset(dst + t->y1 * ow, 0, (size_t)(g->oh - t->y1) * ow * sizeof(float));
+  if (g->sh == 1 && g->sw == 1 && g->ow == g->w && t->xoff == 0) { /* rows are contiguous */
+    memcpy(dst + t->y0 * ow, xc + (size_t)(t->y0 + t->yoff) * g->w,
+           (size_t)(t->y1 - t->y0) * ow * sizeof(float));
+    return;
+  }
+  if (g->sw == 1 && t->x0 == 0 && t->x1 == g->ow) { /* no padding on this tap's columns */
+    for (int oy = t->y0; oy < t->y1; oy++)
+      copy_floats(dst + oy * ow, xc + (size_t)(oy * g->sh + t->yoff) * g->w + t->xoff, g->ow);
+    return;
+  }
+  for (int oy = t->y0; oy < t->y1; oy++)
+    im2col_row(g, t, xc + (size_t)(oy * g->sh + t->yoff) * g->w, dst + oy * ow);
+}
+
+/* The adjoint of im2col_tap: dxc[oy*sh + yoff][ox*sw + xoff] += src[oy][ox]. */
+static void col2im_tap(const conv_geom *g, const conv_tap *t, const float *src, float *dxc) {
+  int n = t->x1 - t->x0;
+  for (int oy = t->y0; oy < t->y1; oy++) {
+    const float *s = src + (size_t)oy * g->ow + t->x0;                                /* (n) */
+    float *d = dxc + (size_t)(oy * g->sh + t->yoff) * g->w + t->x0 * g->sw + t->xoff; /* (n*sw) */
+    if (g->sw == 1)
+      add_floats(d, s, n);
+    else
+      for (int k = 0; k < n; k++)
+        d[k * g->sw] += s[k];
+  }
+}
+
+/* For nb images x side by side:
+ *   col[(ci*kh + i)*kw + j][b*oh*ow + oy*ow + ox] = x[b][ci][oy*sh - ph + i*dh][ox*sw - pw + j*dw]
+ * (zero in the padding). Taps outermost, images inside: a tap's ranges are
+ * worked out once, and the planes it reads stay in cache for the next tap. */
+static void im2col(const conv_geom *g, const float *x, int nb, float *col) {
+  size_t plane = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+  float *row = col; /* (nb * ohw): row (ci, i, j) */
+  for (int ci = 0; ci < g->c; ci++)
+    for (int i = 0; i < g->kh; i++)
+      for (int j = 0; j < g->kw; j++) {
+        conv_tap t = make_tap(g, i, j);
+        for (int b = 0; b < nb; b++, row += ohw)
+          im2col_tap(g, &t, x + ((size_t)b * g->c + ci) * plane, row);
+      }
+}
+
+/* dx += col2im(col), the adjoint of im2col; same layouts. */
+static void col2im(const conv_geom *g, const float *col, int nb, float *dx) {
+  size_t plane = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+  const float *row = col; /* (nb * ohw): row (ci, i, j) */
+  for (int ci = 0; ci < g->c; ci++)
+    for (int i = 0; i < g->kh; i++)
+      for (int j = 0; j < g->kw; j++) {
+        conv_tap t = make_tap(g, i, j);
+        for (int b = 0; b < nb; b++, row += ohw)
+          col2im_tap(g, &t, row, dx + ((size_t)b * g->c + ci) * plane);
+      }
+}
+
+/* ---- setup and reshape -------------------------------------------------- */
+
+/* A DL_P_INTS value of one int or a pair into (a, b). */
+static dl_status pair(dl_layer *l, const char *key, const dl_ints *v, int *a, int *b) {
+  if (v->n != 1 && v->n != 2)
+    return dl_layer_error(l, DL_ECONFIG, "%s: expected one value or two [h, w], got %d", key, v->n);
+  *a = v->v[0];
+  *b = v->v[v->n - 1];
+  return DL_OK;
+}
+
+static dl_status read_geometry(dl_layer *l, conv_geom *g) {
+  const conv_param *p = l->param;
+  dl_status st = pair(l, "kernel_size", &p->kernel_size, &g->kh, &g->kw);
+  if (!st) st = pair(l, "stride", &p->stride, &g->sh, &g->sw);
+  if (!st) st = pair(l, "pad", &p->pad, &g->ph, &g->pw);
+  if (!st) st = pair(l, "dilation", &p->dilation, &g->dh, &g->dw);
+  return st;
+}
+
+static dl_status check_input(dl_layer *l, const dl_blob *x) {
+  char buf[128];
+  if (x->ndim != 4)
+    return dl_layer_error(l, DL_ECONFIG, "expects a 4-d input N x C x H x W, got %s",
+                          dl_blob_shape_str(x, buf, sizeof buf));
+  const conv_param *p = l->param;
+  int c = x->shape[1];
+  if (c % p->group || p->num_output % p->group)
+    return dl_layer_error(l, DL_ECONFIG,
+                          "group %d must divide both the input channels (%d) and num_output (%d)",
+                          p->group, c, p->num_output);
+  return DL_OK;
+}
+
+static dl_status add_params(dl_layer *l, int c) {
+  const conv_param *p = l->param;
+  const conv_priv *s = l->priv;
+  dl_blob *w, *b;
+  int wshape[4] = {p->num_output, c / p->group, s->g.kh, s->g.kw};
+  dl_status st = dl_layer_add_param(l, "weight", 4, wshape, &w);
+  if (st) return st;
+  dl_rng rng;
+  dl_layer_rng(l, 0, &rng);
+  dl_fill(&p->weight_filler, w, &rng);
+  if (!p->bias_term) return DL_OK;
+  if ((st = dl_layer_add_param(l, "bias", 1, &p->num_output, &b))) return st;
+  dl_layer_rng(l, 1, &rng);
+  dl_fill(&p->bias_filler, b, &rng);
+  return DL_OK;
+}
+
+static dl_status conv_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                            int nt) {
+  (void)nb, (void)top, (void)nt;
+  conv_priv *s = dl_calloc(1, sizeof *s);
+  if (!s) return DL_ENOMEM;
+  l->priv = s;
+  dl_status st = read_geometry(l, &s->g);
+  if (!st) st = check_input(l, bottom[0]);
+  return st ? st : add_params(l, bottom[0]->shape[1]);
+}
+
+/* Output size along one axis; <= 0 when the dilated kernel does not fit. */
+static int out_size(int in, int k, int s, int p, int d) {
+  int room = in + 2 * p - (d * (k - 1) + 1);
+  return room < 0 ? 0 : room / s + 1;
+}
+
+static dl_status size_output(dl_layer *l, conv_geom *g) {
+  g->oh = out_size(g->h, g->kh, g->sh, g->ph, g->dh);
+  g->ow = out_size(g->w, g->kw, g->sw, g->pw, g->dw);
+  if (g->oh > 0 && g->ow > 0) return DL_OK;
+  char dil[64] = "", pad[32];
+  if (g->dh != 1 || g->dw != 1) snprintf(dil, sizeof dil, " and dilation %dx%d", g->dh, g->dw);
+  if (g->ph == g->pw)
+    snprintf(pad, sizeof pad, "%d", g->ph);
+  else
+    snprintf(pad, sizeof pad, "%dx%d", g->ph, g->pw);
+  return dl_layer_error(l, DL_ECONFIG, "kernel %dx%d%s with pad %s does not fit input %dx%d", g->kh,
+                        g->kw, dil, pad, g->h, g->w);
+}
+
+/* Grows *buf to hold n floats; contents are scratch, so no copy. */
+static dl_status grow(float **buf, size_t *cap, size_t n) {
+  if (n <= *cap) return DL_OK;
+  free(*buf);
+  *buf = dl_malloc(n * sizeof(float));
+  *cap = *buf ? n : 0;
+  return *buf ? DL_OK : DL_ENOMEM;
+}
+
+static int pick_block(const conv_priv *s, int requested) {
+  size_t per_image = s->kdim * s->ohw, b = (size_t)requested;
+  if (!b && per_image * (size_t)s->n <= CONV_KEEP_BUDGET) b = (size_t)s->n;
+  if (!b) b = per_image >= CONV_COL_BUDGET ? 1 : CONV_COL_BUDGET / per_image;
+  return b < (size_t)s->n ? (int)b : s->n;
+}
+
+static dl_status conv_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                              int nt) {
+  (void)nb, (void)nt;
+  const conv_param *p = l->param;
+  conv_priv *s = l->priv;
+  dl_blob *x = bottom[0];
+  dl_status st = check_input(l, x);
+  if (st) return st;
+  if (x->shape[1] != l->params[0]->shape[1] * p->group)
+    return dl_layer_error(l, DL_ECONFIG, "input channels changed from %d to %d after setup",
+                          l->params[0]->shape[1] * p->group, x->shape[1]);
+  s->n = x->shape[0], s->m = p->num_output;
+  s->g.c = x->shape[1], s->g.h = x->shape[2], s->g.w = x->shape[3];
+  if ((st = size_output(l, &s->g))) return st;
+  s->kdim = (size_t)s->g.c * s->g.kh * s->g.kw;
+  s->ohw = (size_t)s->g.oh * s->g.ow;
+  s->block = pick_block(s, p->gemm_images);
+  size_t cols = (size_t)s->block * s->ohw;
+  s->img = (size_t)s->g.c * s->g.h * s->g.w;
+  if ((st = grow(&s->col, &s->ncol, s->kdim * cols))) return st;
+  if ((st = grow(&s->tmp, &s->ntmp, (size_t)s->m * cols))) return st;
+  return dl_blob_reshape4(top[0], s->n, s->m, s->g.oh, s->g.ow);
+}
+
+static void conv_destroy(dl_layer *l) {
+  conv_priv *s = l->priv;
+  if (!s) return;
+  free(s->col);
+  free(s->tmp);
+  free(s);
+  l->priv = NULL;
+}
+
+/* tmp_g = W_g * col_g for each group g: tmp is (m, cols), W (m, kdim / group). */
+static void gemm_forward(const conv_priv *s, int group, const float *w, size_t cols) {
+  int mg = s->m / group, kg = (int)s->kdim / group;
+  for (int g = 0; g < group; g++)
+    dl_gemm(0, 0, mg, (int)cols, kg, 1, w + (size_t)g * mg * kg, s->col + g * kg * cols, 0,
+            s->tmp + g * mg * cols);
+}
+
+/* y[n0 + b][o][:] = tmp[o][b*ohw :] + bias[o]; bias may be NULL. */
+static void scatter_top(const conv_priv *s, const float *bias, int n0, int nb, float *y) {
+  size_t cols = (size_t)nb * s->ohw;
+  for (int b = 0; b < nb; b++)
+    for (int o = 0; o < s->m; o++) {
+      const float *src = s->tmp + o * cols + b * s->ohw;       /* (ohw) */
+      float *dst = y + ((size_t)(n0 + b) * s->m + o) * s->ohw; /* (ohw) */
+      copy_plus(dst, src, (int)s->ohw, bias ? bias[o] : 0);
+    }
+}
+
+static dl_status conv_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                              int nt) {
+  (void)nb, (void)nt;
+  const conv_param *p = l->param;
+  conv_priv *s = l->priv;
+  DL_ASSERT(bottom[0]->count == (size_t)s->n * s->g.c * s->g.h * s->g.w); /* reshape ran */
+  const float *x = dl_cdata(bottom[0]);                                   /* (n, c, h, w) */
+  const float *w = dl_cdata(l->params[0]);                          /* (m, c / group, kh, kw) */
+  const float *bias = p->bias_term ? dl_cdata(l->params[1]) : NULL; /* (m) */
+  float *y = dl_data(top[0]);                                       /* (n, m, oh, ow) */
+  for (int n0 = 0; n0 < s->n; n0 += s->block) {
+    int nblk = s->n - n0 < s->block ? s->n - n0 : s->block;
+    im2col(&s->g, x + n0 * s->img, nblk, s->col);
+    gemm_forward(s, p->group, w, (size_t)nblk * s->ohw);
+    scatter_top(s, bias, n0, nblk, y);
+  }
+  s->col_is_batch = s->block >= s->n;
+  return DL_OK;
+}
+
+/* ---- backward ----------------------------------------------------------- */
+
+/* tmp[o][b*ohw :] = dy[n0 + b][o][:], the inverse of scatter_top. */
+static void gather_top_diff(const conv_priv *s, const float *dy, int n0, int nb) {
+  size_t cols = (size_t)nb * s->ohw;
+  for (int b = 0; b < nb; b++)
+    for (int o = 0; o < s->m; o++)
+      memcpy(s->tmp + o * cols + b * s->ohw, dy + ((size_t)(n0 + b) * s->m + o) * s->ohw,
+             s->ohw * sizeof(float));
+}
+
+/* dbias[o] += sum of row o of tmp (m, cols). */
+static void bias_grad(const conv_priv *s, size_t cols, float *db) {
+  for (int o = 0; o < s->m; o++) {
+    const float *r = s->tmp + o * cols;
+    db[o] += sum_floats(r, cols);
+  }
+}
+
+/* Per group: dW_g += dY_g * col_g^T, with dY_g = tmp rows of group g. */
+static void weight_grad(const conv_priv *s, int group, size_t cols, float *dw) {
+  int mg = s->m / group, kg = (int)s->kdim / group;
+  for (int g = 0; g < group; g++)
+    dl_gemm(0, 1, mg, kg, (int)cols, 1, s->tmp + g * mg * cols, s->col + g * kg * cols, 1,
+            dw + (size_t)g * mg * kg);
+}
+
+/* dcol_g = W_g^T * dY_g into col, then dx = col2im(dcol) for the block (overwritten). */
+static void bottom_grad(const conv_priv *s, int group, const float *w, int n0, int nb, float *dx) {
+  int mg = s->m / group, kg = (int)s->kdim / group;
+  size_t cols = (size_t)nb * s->ohw;
+  for (int g = 0; g < group; g++)
+    dl_gemm(1, 0, kg, (int)cols, mg, 1, w + (size_t)g * mg * kg, s->tmp + g * mg * cols, 0,
+            s->col + g * kg * cols);
+  memset(dx + n0 * s->img, 0, (size_t)nb * s->img * sizeof(float));
+  col2im(&s->g, s->col, nb, dx + n0 * s->img);
+}
+
+/* With y = W * col(x) + b per image:
+ *   dW += dy * col(x)^T,  db += sum over positions of dy,  dx = col2im(W^T * dy).
+ * col(x) comes from forward when it held the whole batch (bottoms do not change
+ * between a layer's forward and backward), else it is rebuilt block by block.
+ * Computing dx overwrites col, so a second backward rebuilds it. */
+static void conv_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                          dl_blob *const *bottom, int nb) {
+  (void)nt, (void)nb;
+  const conv_param *p = l->param;
+  conv_priv *s = l->priv;
+  const float *dy = dl_cdiff(top[0]);                        /* (n, m, oh, ow) */
+  const float *x = dl_cdata(bottom[0]);                      /* (n, c, h, w) */
+  const float *w = dl_cdata(l->params[0]);                   /* (m, c / group, kh, kw) */
+  float *dw = dl_diff(l->params[0]);                         /* (m, c / group, kh, kw) */
+  float *db = p->bias_term ? dl_diff(l->params[1]) : NULL;   /* (m) */
+  float *dx = propagate_down[0] ? dl_diff(bottom[0]) : NULL; /* (n, c, h, w) */
+  int have_col = s->col_is_batch;
+  s->col_is_batch &= !dx;
+  for (int n0 = 0; n0 < s->n; n0 += s->block) {
+    int nblk = s->n - n0 < s->block ? s->n - n0 : s->block;
+    size_t cols = (size_t)nblk * s->ohw;
+    gather_top_diff(s, dy, n0, nblk);
+    if (db) bias_grad(s, cols, db);
+    if (!have_col) im2col(&s->g, x + n0 * s->img, nblk, s->col);
+    weight_grad(s, p->group, cols, dw);
+    if (dx) bottom_grad(s, p->group, w, n0, nblk, dx);
+  }
+}
+
+const dl_layer_ops dl_layer_conv = {
+    .type = "Convolution",
+    .summary = "2-d convolution (im2col + GEMM) with stride, pad, dilation and groups",
+    .schema = conv_schema,
+    .param_size = sizeof(conv_param),
+    .min_bottoms = 1,
+    .max_bottoms = 1,
+    .min_tops = 1,
+    .max_tops = 1,
+    .bottoms_doc = "x: N x C x H x W",
+    .tops_doc = "y: N x num_output x H' x W', H' = (H + 2 pad - (dilation (kernel - 1) + 1)) / "
+                "stride + 1",
+    .setup = conv_setup,
+    .reshape = conv_reshape,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .destroy = conv_destroy,
+};

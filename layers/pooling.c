@@ -1,0 +1,294 @@
+/* Pooling with Caffe's semantics: max or average over windows of each channel,
+ * output size rounded up (Caffe) or down (PyTorch's default). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/layer.h"
+
+enum { POOL_MAX, POOL_AVE };
+static const char *const pool_names[] = {"max", "ave", NULL};
+enum { ROUND_CEIL, ROUND_FLOOR };
+static const char *const round_names[] = {"ceil", "floor", NULL};
+
+typedef struct {
+  int pool;
+  dl_ints kernel_size, stride, pad;
+  int global_pooling;
+  int round_mode;
+} pool_param;
+
+static const dl_param_spec pool_schema[] = {
+    DL_P_ENUM(pool_param, pool, "max", pool_names, "max, or ave (average)",
+              "pooling_param { pool: MAX | AVE }"),
+    DL_P_INTS(pool_param, kernel_size, "[]", 1, 65536,
+              "window size: k or [kh, kw]; required unless global_pooling",
+              "pooling_param { kernel_size | kernel_h, kernel_w }"),
+    DL_P_INTS(pool_param, stride, "1", 1, 65536, "step between windows: s or [sh, sw]",
+              "pooling_param { stride | stride_h, stride_w }"),
+    DL_P_INTS(pool_param, pad, "0", 0, 65536,
+              "padding on each side: p or [ph, pw], smaller than the kernel; max ignores it, "
+              "ave counts it in the divisor",
+              "pooling_param { pad | pad_h, pad_w }"),
+    DL_P_BOOL(pool_param, global_pooling, "false",
+              "one window over the whole input (output H = W = 1); then kernel_size, stride and "
+              "pad are not given",
+              "pooling_param { global_pooling }"),
+    DL_P_ENUM(pool_param, round_mode, "ceil", round_names,
+              "output size rounding: ceil (Caffe) or floor (PyTorch's default); either way the "
+              "last window starts inside the input or its leading pad",
+              "pooling_param { round_mode: CEIL | FLOOR }"),
+    DL_SPEC_END};
+
+typedef struct {
+  int kh, kw, sh, sw, ph, pw; /* kernel, stride, pad */
+  int planes, h, w, oh, ow;   /* planes = N * C */
+  size_t nmask;
+  int *mask; /* (planes, oh, ow): max pooling's argmax, iy * w + ix within its plane */
+} pool_priv;
+
+/* ---- setup and reshape -------------------------------------------------- */
+
+/* A DL_P_INTS value of one int or a pair into (a, b). */
+static dl_status pair(dl_layer *l, const char *key, const dl_ints *v, int *a, int *b) {
+  if (v->n != 1 && v->n != 2)
+    return dl_layer_error(l, DL_ECONFIG, "%s: expected one value or two [h, w], got %d", key, v->n);
+  *a = v->v[0];
+  *b = v->v[v->n - 1];
+  return DL_OK;
+}
+
+static dl_status check_global(dl_layer *l) {
+  const pool_param *p = l->param;
+  pool_priv *s = l->priv;
+  if (p->kernel_size.n)
+    return dl_layer_error(l, DL_ECONFIG,
+                          "kernel_size cannot be given with global_pooling: true (the window "
+                          "is the whole input)");
+  dl_status st = pair(l, "stride", &p->stride, &s->sh, &s->sw);
+  if (!st) st = pair(l, "pad", &p->pad, &s->ph, &s->pw);
+  if (!st && (s->sh != 1 || s->sw != 1 || s->ph || s->pw))
+    return dl_layer_error(l, DL_ECONFIG, "global_pooling: true takes no stride or pad");
+  return st;
+}
+
+static dl_status read_geometry(dl_layer *l) {
+  const pool_param *p = l->param;
+  pool_priv *s = l->priv;
+  if (p->global_pooling) return check_global(l);
+  if (!p->kernel_size.n)
+    return dl_layer_error(l, DL_ECONFIG, "kernel_size is required unless global_pooling: true");
+  dl_status st = pair(l, "kernel_size", &p->kernel_size, &s->kh, &s->kw);
+  if (!st) st = pair(l, "stride", &p->stride, &s->sh, &s->sw);
+  if (!st) st = pair(l, "pad", &p->pad, &s->ph, &s->pw);
+  if (!st && (s->ph >= s->kh || s->pw >= s->kw))
+    return dl_layer_error(l, DL_ECONFIG,
+                          "pad %dx%d must be smaller than the kernel %dx%d (a window would "
+                          "cover only padding)",
+                          s->ph, s->pw, s->kh, s->kw);
+  return st;
+}
+
+static dl_status pool_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                            int nt) {
+  (void)bottom, (void)nb, (void)top, (void)nt;
+  l->priv = dl_calloc(1, sizeof(pool_priv));
+  return l->priv ? read_geometry(l) : DL_ENOMEM;
+}
+
+/* Output size along one axis, or 0 when the kernel does not fit. Caffe's rule
+ * drops a last window that would start in the trailing pad; Caffe applies it
+ * only with padding, but without padding it fires only for stride > kernel,
+ * where Caffe's last window would be empty. */
+static int pooled_size(int in, int k, int stride, int pad, int ceil_mode) {
+  int room = in + 2 * pad - k;
+  if (room < 0) return 0;
+  int out = (ceil_mode ? (room + stride - 1) / stride : room / stride) + 1;
+  if ((out - 1) * stride >= in + pad) out--;
+  return out;
+}
+
+static dl_status size_output(dl_layer *l, pool_priv *s) {
+  const pool_param *p = l->param;
+  if (p->global_pooling) s->kh = s->h, s->kw = s->w;
+  s->oh = pooled_size(s->h, s->kh, s->sh, s->ph, p->round_mode == ROUND_CEIL);
+  s->ow = pooled_size(s->w, s->kw, s->sw, s->pw, p->round_mode == ROUND_CEIL);
+  if (s->oh > 0 && s->ow > 0) return DL_OK;
+  return dl_layer_error(l, DL_ECONFIG, "kernel %dx%d with pad %dx%d does not fit input %dx%d",
+                        s->kh, s->kw, s->ph, s->pw, s->h, s->w);
+}
+
+static dl_status pool_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                              int nt) {
+  (void)nb, (void)nt;
+  pool_priv *s = l->priv;
+  const dl_blob *x = bottom[0];
+  char buf[128];
+  if (x->ndim != 4)
+    return dl_layer_error(l, DL_ECONFIG, "expects a 4-d input N x C x H x W, got %s",
+                          dl_blob_shape_str(x, buf, sizeof buf));
+  s->planes = x->shape[0] * x->shape[1], s->h = x->shape[2], s->w = x->shape[3];
+  dl_status st = size_output(l, s);
+  if (st) return st;
+  size_t n = (size_t)s->planes * s->oh * s->ow;
+  if (n > s->nmask) {
+    free(s->mask);
+    s->mask = dl_malloc(n * sizeof(int));
+    s->nmask = s->mask ? n : 0;
+    if (!s->mask) return DL_ENOMEM;
+  }
+  return dl_blob_reshape4(top[0], x->shape[0], x->shape[1], s->oh, s->ow);
+}
+
+static void pool_destroy(dl_layer *l) {
+  pool_priv *s = l->priv;
+  if (!s) return;
+  free(s->mask);
+  free(s);
+  l->priv = NULL;
+}
+
+/* ---- windows ------------------------------------------------------------ */
+
+/* Output (oy, ox)'s window: input rows [h0, h1), columns [w0, w1), clipped to
+ * the input; `area` is its size clipped to the padded input instead, which is
+ * Caffe's divisor for average pooling. */
+typedef struct {
+  int h0, h1, w0, w1, area;
+} pool_win;
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+static inline pool_win window(const pool_priv *s, int oy, int ox) {
+  int h0 = oy * s->sh - s->ph, w0 = ox * s->sw - s->pw;
+  int h1 = imin(h0 + s->kh, s->h + s->ph), w1 = imin(w0 + s->kw, s->w + s->pw);
+  pool_win win = {imax(h0, 0), imin(h1, s->h), imax(w0, 0), imin(w1, s->w), (h1 - h0) * (w1 - w0)};
+  return win;
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+/* Max of one window into *y, its position into *mask. The first element seeds
+ * the max, so a window of NaNs yields NaN (for the NaN guard) and a valid index. */
+static void max_window(const pool_priv *s, const float *x, int oy, int ox, float *y, int *mask) {
+  pool_win win = window(s, oy, ox);
+  int arg = win.h0 * s->w + win.w0;
+  float best = x[arg];
+  for (int iy = win.h0; iy < win.h1; iy++)
+    for (int ix = win.w0; ix < win.w1; ix++)
+      if (x[iy * s->w + ix] > best) best = x[iy * s->w + ix], arg = iy * s->w + ix;
+  *y = best;
+  *mask = arg;
+}
+
+/* The common 2x2, stride 2 case for n whole windows on input rows r0 and r0 + 1
+ * (r0 indexes the plane x): a compare tree two compares deep rather than four,
+ * with ties going to the earlier element as in max_window. Winners are random,
+ * so it is written for selects (maxss, arithmetic) rather than branches. */
+static void max_row_2x2(const float *x, int w, int r0, int n, float *y, int *mask) {
+  const float *a = x + (size_t)r0 * w, *c = a + w; /* (w): the two input rows */
+  for (int ox = 0; ox < n; ox++) {
+    int gab = a[2 * ox + 1] > a[2 * ox], gcd = c[2 * ox + 1] > c[2 * ox];
+    float m1 = a[2 * ox + gab], m2 = c[2 * ox + gcd];
+    int low = m2 > m1; /* the second row wins */
+    y[ox] = m2 > m1 ? m2 : m1;
+    mask[ox] = r0 * w + 2 * ox + gab + low * (w + gcd - gab);
+  }
+}
+
+/* y = max over each window of one plane x (h, w), mask = where it is. */
+static void max_plane(const pool_priv *s, const float *x, float *y, int *mask) {
+  int fast = s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && !s->ph && !s->pw;
+  int fy = fast ? s->h / 2 : 0, fx = fast ? s->w / 2 : 0; /* whole 2x2 windows */
+  for (int oy = 0; oy < s->oh; oy++, y += s->ow, mask += s->ow) {
+    int ox = oy < fy ? fx : 0;
+    if (ox) max_row_2x2(x, s->w, 2 * oy, ox, y, mask);
+    for (; ox < s->ow; ox++)
+      max_window(s, x, oy, ox, y + ox, mask + ox);
+  }
+}
+
+static void ave_plane(const pool_priv *s, const float *x, float *y) {
+  for (int oy = 0; oy < s->oh; oy++)
+    for (int ox = 0; ox < s->ow; ox++, y++) {
+      pool_win win = window(s, oy, ox);
+      float sum = 0;
+      for (int iy = win.h0; iy < win.h1; iy++)
+        for (int ix = win.w0; ix < win.w1; ix++)
+          sum += x[iy * s->w + ix];
+      *y = sum / (float)win.area;
+    }
+}
+
+static dl_status pool_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                              int nt) {
+  (void)nb, (void)nt;
+  const pool_param *p = l->param;
+  const pool_priv *s = l->priv;
+  size_t in = (size_t)s->h * s->w, out = (size_t)s->oh * s->ow;
+  DL_ASSERT(bottom[0]->count == (size_t)s->planes * in); /* reshape ran */
+  const float *x = dl_cdata(bottom[0]);                  /* (planes, h, w) */
+  float *y = dl_data(top[0]);                            /* (planes, oh, ow) */
+  for (int c = 0; c < s->planes; c++) {
+    if (p->pool == POOL_MAX)
+      max_plane(s, x + c * in, y + c * out, s->mask + c * out);
+    else
+      ave_plane(s, x + c * in, y + c * out);
+  }
+  return DL_OK;
+}
+
+/* ---- backward ----------------------------------------------------------- */
+
+/* dx[window] += dy / area for each output of one plane. */
+static void ave_plane_backward(const pool_priv *s, const float *dy, float *dx) {
+  for (int oy = 0; oy < s->oh; oy++)
+    for (int ox = 0; ox < s->ow; ox++, dy++) {
+      pool_win win = window(s, oy, ox);
+      float g = *dy / (float)win.area;
+      for (int iy = win.h0; iy < win.h1; iy++)
+        for (int ix = win.w0; ix < win.w1; ix++)
+          dx[iy * s->w + ix] += g;
+    }
+}
+
+/* max: dx[argmax] += dy; ave: dx[window] += dy / area. dx is cleared first
+ * (bottom diffs are overwritten), then overlapping windows add up. */
+static void pool_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                          dl_blob *const *bottom, int nb) {
+  (void)nt, (void)nb;
+  if (!propagate_down[0]) return;
+  const pool_param *p = l->param;
+  const pool_priv *s = l->priv;
+  size_t in = (size_t)s->h * s->w, out = (size_t)s->oh * s->ow;
+  const float *dy = dl_cdiff(top[0]); /* (planes, oh, ow) */
+  float *dx = dl_diff(bottom[0]);     /* (planes, h, w) */
+  memset(dx, 0, bottom[0]->count * sizeof(float));
+  for (int c = 0; c < s->planes; c++) {
+    if (p->pool == POOL_MAX) {
+      const int *mask = s->mask + c * out; /* (oh, ow) */
+      for (size_t k = 0; k < out; k++)
+        dx[c * in + mask[k]] += dy[c * out + k];
+    } else {
+      ave_plane_backward(s, dy + c * out, dx + c * in);
+    }
+  }
+}
+
+const dl_layer_ops dl_layer_pooling = {
+    .type = "Pooling",
+    .summary = "max or average pooling over spatial windows (Caffe's ceil rounding or floor)",
+    .schema = pool_schema,
+    .param_size = sizeof(pool_param),
+    .min_bottoms = 1,
+    .max_bottoms = 1,
+    .min_tops = 1,
+    .max_tops = 1,
+    .bottoms_doc = "x: N x C x H x W",
+    .tops_doc = "y: N x C x H' x W', H' = ceil or floor((H + 2 pad - kernel) / stride) + 1",
+    .setup = pool_setup,
+    .reshape = pool_reshape,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .destroy = pool_destroy,
+};
