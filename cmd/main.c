@@ -13,6 +13,7 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "train a net: dltrain train NET.yaml SOLVER.yaml [options]"},
     {"test", cmd_test, "evaluate trained weights: dltrain test NET.yaml WEIGHTS [--iterations N]"},
+    {"bench", cmd_bench, "time training iterations per layer: dltrain bench NET.yaml [options]"},
     {"layers", cmd_layers, "list layer types, or describe one: dltrain layers [TYPE]"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -2,15 +2,103 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
+
+#include "core/parallel.h"
 
 #include "core/math.h"
 
+static void gemm_ld(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+typedef struct {
+  int ta, tb, M, N, K;
+  float alpha, beta;
+  const float *A, *B;
+  float *C;
+  char split;     /* 'm', 'n' or 'k' */
+  float *partial; /* split k: (nparts - 1) x M x N sums of the other parts */
+} gemm_job;
+
+/* [lo, hi) of part p when n items are cut in nparts, in multiples of `align`. */
+static void part_range(int n, int p, int nparts, int align, int *lo, int *hi) {
+  int chunks = (n + align - 1) / align;
+  *lo = (int)((long)chunks * p / nparts) * align;
+  *hi = (int)((long)chunks * (p + 1) / nparts) * align;
+  if (*hi > n) *hi = n;
+  if (*lo > n) *lo = n;
+}
+
+static void gemm_part(void *arg, int p, int nparts) {
+  const gemm_job *j = arg;
+  int lda = j->ta ? j->M : j->K, ldb = j->tb ? j->K : j->N, lo, hi;
+  if (j->split == 'm') {
+    part_range(j->M, p, nparts, 16, &lo, &hi);
+    if (hi > lo)
+      gemm_ld(j->ta, j->tb, hi - lo, j->N, j->K, j->alpha, j->ta ? j->A + lo : j->A + (size_t)lo * lda,
+              lda, j->B, ldb, j->beta, j->C + (size_t)lo * j->N, j->N);
+  } else if (j->split == 'n') {
+    part_range(j->N, p, nparts, 16, &lo, &hi);
+    if (hi > lo)
+      gemm_ld(j->ta, j->tb, j->M, hi - lo, j->K, j->alpha, j->A, lda,
+              j->tb ? j->B + (size_t)lo * ldb : j->B + lo, ldb, j->beta, j->C + lo, j->N);
+  } else { /* k: part 0 writes C (with beta), the others their own partial sums */
+    part_range(j->K, p, nparts, 64, &lo, &hi);
+    float *out = p == 0 ? j->C : j->partial + (size_t)(p - 1) * j->M * j->N;
+    if (hi > lo)
+      gemm_ld(j->ta, j->tb, j->M, j->N, hi - lo, j->alpha,
+              j->ta ? j->A + (size_t)lo * lda : j->A + lo, lda,
+              j->tb ? j->B + lo : j->B + (size_t)lo * ldb, ldb, p == 0 ? j->beta : 0.0f, out, j->N);
+    else if (p > 0)
+      dl_set((size_t)j->M * j->N, 0, out);
+    else
+      dl_scal((size_t)j->M * j->N, j->beta, out);
+  }
+}
+
+/* Scratch for split-k partial sums; grows to the largest need, then stays. */
+static float *partial_buffer(size_t floats) {
+  static float *buf;
+  static size_t cap;
+  if (floats > cap) {
+    free(buf);
+    buf = malloc(floats * sizeof *buf);
+    cap = buf ? floats : 0;
+  }
+  return buf;
+}
+
+/* Cuts one GEMM across the pool (OpenBLAS itself runs single-threaded): along
+ * M or N when the output is large, along K (then summing the parts) when a
+ * small output comes from a long reduction, like a conv weight gradient over
+ * a whole batch's columns. Small products run on the caller alone. */
 void dl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
              const float *B, float beta, float *C) {
-  int lda = trans_a ? M : K, ldb = trans_b ? K : N;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+  int nt = dl_parallel_threads();
+  double flops = 2.0 * M * N * K;
+  gemm_job j = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, 0, NULL};
+  if (nt > 1 && flops >= 4e6) {
+    if ((size_t)M * N <= ((size_t)1 << 16) && K >= 8 * (M > N ? M : N) && K >= 64 * nt)
+      j.split = 'k';
+    else if (M >= N && M >= 16 * nt)
+      j.split = 'm';
+    else if (N >= 16 * nt)
+      j.split = 'n';
+    else if (M >= 16 * nt)
+      j.split = 'm';
+  }
+  if (j.split == 'k' && !(j.partial = partial_buffer((size_t)(nt - 1) * M * N))) j.split = 0;
+  if (!j.split) {
+    gemm_ld(trans_a, trans_b, M, N, K, alpha, A, trans_a ? M : K, B, trans_b ? K : N, beta, C, N);
+    return;
+  }
+  dl_parallel_run(nt, gemm_part, &j);
+  if (j.split == 'k')
+    for (int p = 1; p < nt; p++) dl_axpy((size_t)M * N, 1.0f, j.partial + (size_t)(p - 1) * M * N, C);
 }
 
 void dl_gemv(int trans_a, int M, int N, float alpha, const float *A, const float *x, float beta,
@@ -73,10 +161,12 @@ void dl_set_threads(int n) {
     n = c > 0 ? (int)c : 1;
   }
   threads_now = n;
-  openblas_set_num_threads(n);
+  /* One runtime: our pool splits the GEMMs; OpenBLAS stays single-threaded. */
+  openblas_set_num_threads(1);
+  dl_parallel_init(n);
 }
 
-int dl_get_threads(void) { return threads_now > 0 ? threads_now : openblas_get_num_threads(); }
+int dl_get_threads(void) { return threads_now > 0 ? threads_now : 1; }
 
 const char *dl_blas_info(void) {
   static char buf[256];

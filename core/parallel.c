@@ -1,0 +1,84 @@
+/* A fixed pool of worker threads for dl_parallel_run (see parallel.h). */
+#include "core/parallel.h"
+
+#include <pthread.h>
+
+#include "core/status.h"
+
+#define MAX_THREADS 256
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t work, done;
+  int nthreads;  /* pool size including the caller */
+  int started;   /* workers created so far */
+  unsigned long generation;
+  dl_part_fn fn;
+  void *arg;
+  int nparts;
+  int pending; /* parts not yet finished in this generation */
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0,
+          0, NULL, NULL, 0, 0};
+
+static _Thread_local int in_part;
+
+static void *worker(void *p) {
+  int id = (int)(long)p; /* 1 .. nthreads-1 */
+  unsigned long seen = 0;
+  in_part = 1;
+  pthread_mutex_lock(&pool.lock);
+  for (;;) {
+    while (pool.generation == seen) pthread_cond_wait(&pool.work, &pool.lock);
+    seen = pool.generation;
+    if (id >= pool.nparts) continue;
+    dl_part_fn fn = pool.fn;
+    void *arg = pool.arg;
+    int nparts = pool.nparts;
+    pthread_mutex_unlock(&pool.lock);
+    fn(arg, id, nparts);
+    pthread_mutex_lock(&pool.lock);
+    if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+  }
+  return NULL;
+}
+
+void dl_parallel_init(int n) {
+  if (n < 1) n = 1;
+  if (n > MAX_THREADS) n = MAX_THREADS;
+  pthread_mutex_lock(&pool.lock);
+  for (; pool.started < n - 1; pool.started++) {
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &a, worker, (void *)(long)(pool.started + 1));
+    pthread_attr_destroy(&a);
+    if (rc != 0) break; /* fewer threads: slower, still correct */
+  }
+  pool.nthreads = pool.started + 1 < n ? pool.started + 1 : n;
+  pthread_mutex_unlock(&pool.lock);
+}
+
+int dl_parallel_threads(void) { return in_part ? 1 : pool.nthreads; }
+
+void dl_parallel_run(int nparts, dl_part_fn fn, void *arg) {
+  if (nparts <= 1 || in_part || pool.nthreads <= 1) {
+    for (int p = 0; p < nparts; p++) fn(arg, p, nparts);
+    return;
+  }
+  DL_ASSERT(nparts <= pool.nthreads);
+  pthread_mutex_lock(&pool.lock);
+  pool.fn = fn;
+  pool.arg = arg;
+  pool.nparts = nparts;
+  pool.pending = nparts - 1;
+  pool.generation++;
+  pthread_cond_broadcast(&pool.work);
+  pthread_mutex_unlock(&pool.lock);
+  in_part = 1;
+  fn(arg, 0, nparts);
+  in_part = 0;
+  pthread_mutex_lock(&pool.lock);
+  while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
+  pthread_mutex_unlock(&pool.lock);
+}
