@@ -12,16 +12,17 @@
 #include "solvers/solver.h"
 
 static void bench_usage(FILE *f) {
-  fprintf(f,
-          "usage: dltrain bench NET.yaml [options]\n\n"
-          "Times training iterations of the net's train phase (forward, backward and an SGD\n"
-          "momentum update) and prints forward and backward time per layer, then the whole\n"
-          "iteration (median, min, max), samples/s and the peak memory.\n\n"
-          "options:\n"
-          "  --iterations N   timed iterations (default 20)\n"
-          "  --warmup N       untimed iterations first (default 3)\n"
-          "  --threads N      CPU threads (default: all cores)\n"
-          "  --solver FILE    use this solver file's update rule instead of SGD with momentum 0.9\n");
+  fprintf(
+      f,
+      "usage: dltrain bench NET.yaml [options]\n\n"
+      "Times training iterations of the net's train phase (forward, backward and an SGD\n"
+      "momentum update) and prints forward and backward time per layer, then the whole\n"
+      "iteration (median, min, max), samples/s and the peak memory.\n\n"
+      "options:\n"
+      "  --iterations N   timed iterations (default 20)\n"
+      "  --warmup N       untimed iterations first (default 3)\n"
+      "  --threads N      CPU threads (default: all cores)\n"
+      "  --solver FILE    use this solver file's update rule instead of SGD with momentum 0.9\n");
 }
 
 static double now_s(void) {
@@ -89,18 +90,23 @@ int cmd_bench(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   dl_solver_param p;
   dl_status st = a.solver ? dl_solver_param_load(a.solver, &p)
-                          : dl_solver_param_from_string("base_lr: 0.01\nmomentum: 0.9\nmax_iter: 1\n",
-                                                        "<bench>", &p);
+                          : dl_solver_param_from_string(
+                                "base_lr: 0.01\nmomentum: 0.9\nmax_iter: 1\n", "<bench>", &p);
   if (st) return cmd_fail(st);
   p.max_iter = a.warmup + a.iterations;
   p.display = 0;
   p.test_iter = 0;
   p.test_interval = 0;
-  dl_solver_opts o = {.net_path = a.net, .seed = 1, .gpu = -1, .threads = a.threads,
-                      .metrics_path = "/dev/null", .quiet = 1};
+  dl_solver_opts o = {.net_path = a.net,
+                      .seed = 1,
+                      .gpu = -1,
+                      .threads = a.threads,
+                      .metrics_path = "/dev/null",
+                      .quiet = 1};
   dl_solver *s = NULL;
   if ((st = dl_solver_create(&p, a.solver ? a.solver : a.net, &o, &s))) return cmd_fail(st);
-  for (int i = 0; i < a.warmup && !st; i++) st = dl_solver_step(s, NULL);
+  for (int i = 0; i < a.warmup && !st; i++)
+    st = dl_solver_step(s, NULL);
   double *t = calloc((size_t)a.iterations, sizeof *t);
   s->train->timing = 1;
   for (int i = 0; i < a.iterations && !st && t; i++) {
@@ -114,7 +120,8 @@ int cmd_bench(int argc, char **argv) {
     return cmd_fail(st ? st : DL_ENOMEM);
   }
   double total = 0;
-  for (int i = 0; i < a.iterations; i++) total += t[i];
+  for (int i = 0; i < a.iterations; i++)
+    total += t[i];
   qsort(t, (size_t)a.iterations, sizeof *t, by_value);
   int batch = s->train->nblobs ? dl_blob_dim(s->train->blobs[0], 0) : 1;
   struct rusage ru;

@@ -10,15 +10,23 @@
 static struct {
   pthread_mutex_t lock;
   pthread_cond_t work, done;
-  int nthreads;  /* pool size including the caller */
-  int started;   /* workers created so far */
+  int nthreads; /* pool size including the caller */
+  int started;  /* workers created so far */
   unsigned long generation;
   dl_part_fn fn;
   void *arg;
   int nparts;
   int pending; /* parts not yet finished in this generation */
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0,
-          0, NULL, NULL, 0, 0};
+} pool = {PTHREAD_MUTEX_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          1,
+          0,
+          0,
+          NULL,
+          NULL,
+          0,
+          0};
 
 static _Thread_local int in_part;
 
@@ -28,7 +36,8 @@ static void *worker(void *p) {
   in_part = 1;
   pthread_mutex_lock(&pool.lock);
   for (;;) {
-    while (pool.generation == seen) pthread_cond_wait(&pool.work, &pool.lock);
+    while (pool.generation == seen)
+      pthread_cond_wait(&pool.work, &pool.lock);
     seen = pool.generation;
     if (id >= pool.nparts) continue;
     dl_part_fn fn = pool.fn;
@@ -63,7 +72,8 @@ int dl_parallel_threads(void) { return in_part ? 1 : pool.nthreads; }
 
 void dl_parallel_run(int nparts, dl_part_fn fn, void *arg) {
   if (nparts <= 1 || in_part || pool.nthreads <= 1) {
-    for (int p = 0; p < nparts; p++) fn(arg, p, nparts);
+    for (int p = 0; p < nparts; p++)
+      fn(arg, p, nparts);
     return;
   }
   DL_ASSERT(nparts <= pool.nthreads);
@@ -79,6 +89,31 @@ void dl_parallel_run(int nparts, dl_part_fn fn, void *arg) {
   fn(arg, 0, nparts);
   in_part = 0;
   pthread_mutex_lock(&pool.lock);
-  while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
+  while (pool.pending > 0)
+    pthread_cond_wait(&pool.done, &pool.lock);
   pthread_mutex_unlock(&pool.lock);
+}
+
+typedef struct {
+  int n;
+  dl_range_fn fn;
+  void *arg;
+} range_job;
+
+static void range_part(void *arg, int p, int nparts) {
+  const range_job *j = arg;
+  int lo = (int)((long)j->n * p / nparts), hi = (int)((long)j->n * (p + 1) / nparts);
+  if (hi > lo) j->fn(j->arg, lo, hi);
+}
+
+void dl_parallel_for(int n, int min_per_part, dl_range_fn fn, void *arg) {
+  int nt = dl_parallel_threads();
+  if (min_per_part < 1) min_per_part = 1;
+  if (nt > n / min_per_part) nt = n / min_per_part;
+  if (nt <= 1) {
+    if (n > 0) fn(arg, 0, n);
+    return;
+  }
+  range_job j = {n, fn, arg};
+  dl_parallel_run(nt, range_part, &j);
 }

@@ -16,4 +16,9 @@ int dl_parallel_threads(void);
  * and returns when all are done. */
 void dl_parallel_run(int nparts, dl_part_fn fn, void *arg);
 
+/* Splits [0, n) into contiguous ranges, one per thread, and runs fn(arg, lo, hi)
+ * on each (serially when n < min_per_part * 2). */
+typedef void (*dl_range_fn)(void *arg, int lo, int hi);
+void dl_parallel_for(int n, int min_per_part, dl_range_fn fn, void *arg);
+
 #endif

@@ -8,6 +8,7 @@
 #include "core/filler.h"
 #include "core/layer.h"
 #include "core/math.h"
+#include "core/parallel.h"
 
 typedef struct {
   int num_output;
@@ -212,29 +213,53 @@ static void col2im_tap(const conv_geom *g, const conv_tap *t, const float *src, 
  *   col[(ci*kh + i)*kw + j][b*oh*ow + oy*ow + ox] = x[b][ci][oy*sh - ph + i*dh][ox*sw - pw + j*dw]
  * (zero in the padding). Taps outermost, images inside: a tap's ranges are
  * worked out once, and the planes it reads stay in cache for the next tap. */
-static void im2col(const conv_geom *g, const float *x, int nb, float *col) {
+/* The images of one job are cut between the threads: rows of different
+ * images never overlap, in col or in dx. */
+typedef struct {
+  const conv_geom *g;
+  const float *x; /* im2col: the block's images; col2im: the columns */
+  float *out;     /* im2col: the columns; col2im: dx of the block's images */
+  int nb;
+} cols_job;
+
+static void im2col_images(void *arg, int b0, int b1) {
+  const cols_job *j = arg;
+  const conv_geom *g = j->g;
   size_t plane = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-  float *row = col; /* (nb * ohw): row (ci, i, j) */
+  float *row = j->out; /* (nb * ohw): row (ci, i, j) */
   for (int ci = 0; ci < g->c; ci++)
     for (int i = 0; i < g->kh; i++)
-      for (int j = 0; j < g->kw; j++) {
-        conv_tap t = make_tap(g, i, j);
-        for (int b = 0; b < nb; b++, row += ohw)
-          im2col_tap(g, &t, x + ((size_t)b * g->c + ci) * plane, row);
+      for (int k = 0; k < g->kw; k++, row += (size_t)j->nb * ohw) {
+        conv_tap t = make_tap(g, i, k);
+        for (int b = b0; b < b1; b++)
+          im2col_tap(g, &t, j->x + ((size_t)b * g->c + ci) * plane, row + b * ohw);
       }
 }
 
-/* dx += col2im(col), the adjoint of im2col; same layouts. */
-static void col2im(const conv_geom *g, const float *col, int nb, float *dx) {
+static void im2col(const conv_geom *g, const float *x, int nb, float *col) {
+  cols_job j = {g, x, col, nb};
+  dl_parallel_for(nb, 1, im2col_images, &j);
+}
+
+static void col2im_images(void *arg, int b0, int b1) {
+  const cols_job *j = arg;
+  const conv_geom *g = j->g;
   size_t plane = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-  const float *row = col; /* (nb * ohw): row (ci, i, j) */
+  memset(j->out + (size_t)b0 * g->c * plane, 0, (size_t)(b1 - b0) * g->c * plane * sizeof(float));
+  const float *row = j->x; /* (nb * ohw): row (ci, i, j) */
   for (int ci = 0; ci < g->c; ci++)
     for (int i = 0; i < g->kh; i++)
-      for (int j = 0; j < g->kw; j++) {
-        conv_tap t = make_tap(g, i, j);
-        for (int b = 0; b < nb; b++, row += ohw)
-          col2im_tap(g, &t, row, dx + ((size_t)b * g->c + ci) * plane);
+      for (int k = 0; k < g->kw; k++, row += (size_t)j->nb * ohw) {
+        conv_tap t = make_tap(g, i, k);
+        for (int b = b0; b < b1; b++)
+          col2im_tap(g, &t, row + b * ohw, j->out + ((size_t)b * g->c + ci) * plane);
       }
+}
+
+/* dx = col2im(col) (overwritten), the adjoint of im2col; same layouts. */
+static void col2im(const conv_geom *g, const float *col, int nb, float *dx) {
+  cols_job j = {g, col, dx, nb};
+  dl_parallel_for(nb, 1, col2im_images, &j);
 }
 
 /* ---- setup and reshape -------------------------------------------------- */
@@ -377,14 +402,32 @@ static void gemm_forward(const conv_priv *s, int group, const float *w, size_t c
 }
 
 /* y[n0 + b][o][:] = tmp[o][b*ohw :] + bias[o]; bias may be NULL. */
-static void scatter_top(const conv_priv *s, const float *bias, int n0, int nb, float *y) {
-  size_t cols = (size_t)nb * s->ohw;
-  for (int b = 0; b < nb; b++)
+typedef struct {
+  const conv_priv *s;
+  const float *bias;
+  const float *dy;
+  float *y;
+  int n0, nb;
+} top_job;
+
+static void scatter_images(void *arg, int b0, int b1) {
+  const top_job *j = arg;
+  const conv_priv *s = j->s;
+  const float *bias = j->bias;
+  int n0 = j->n0;
+  float *y = j->y;
+  size_t cols = (size_t)j->nb * s->ohw;
+  for (int b = b0; b < b1; b++)
     for (int o = 0; o < s->m; o++) {
       const float *src = s->tmp + o * cols + b * s->ohw;       /* (ohw) */
       float *dst = y + ((size_t)(n0 + b) * s->m + o) * s->ohw; /* (ohw) */
       copy_plus(dst, src, (int)s->ohw, bias ? bias[o] : 0);
     }
+}
+
+static void scatter_top(const conv_priv *s, const float *bias, int n0, int nb, float *y) {
+  top_job j = {s, bias, NULL, y, n0, nb};
+  dl_parallel_for(nb, 4, scatter_images, &j);
 }
 
 static dl_status conv_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
@@ -410,12 +453,19 @@ static dl_status conv_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
 /* ---- backward ----------------------------------------------------------- */
 
 /* tmp[o][b*ohw :] = dy[n0 + b][o][:], the inverse of scatter_top. */
-static void gather_top_diff(const conv_priv *s, const float *dy, int n0, int nb) {
-  size_t cols = (size_t)nb * s->ohw;
-  for (int b = 0; b < nb; b++)
+static void gather_images(void *arg, int b0, int b1) {
+  const top_job *j = arg;
+  const conv_priv *s = j->s;
+  size_t cols = (size_t)j->nb * s->ohw;
+  for (int b = b0; b < b1; b++)
     for (int o = 0; o < s->m; o++)
-      memcpy(s->tmp + o * cols + b * s->ohw, dy + ((size_t)(n0 + b) * s->m + o) * s->ohw,
+      memcpy(s->tmp + o * cols + b * s->ohw, j->dy + ((size_t)(j->n0 + b) * s->m + o) * s->ohw,
              s->ohw * sizeof(float));
+}
+
+static void gather_top_diff(const conv_priv *s, const float *dy, int n0, int nb) {
+  top_job j = {s, NULL, dy, NULL, n0, nb};
+  dl_parallel_for(nb, 4, gather_images, &j);
 }
 
 /* dbias[o] += sum of row o of tmp (m, cols). */
@@ -441,7 +491,6 @@ static void bottom_grad(const conv_priv *s, int group, const float *w, int n0, i
   for (int g = 0; g < group; g++)
     dl_gemm(1, 0, kg, (int)cols, mg, 1, w + (size_t)g * mg * kg, s->tmp + g * mg * cols, 0,
             s->col + g * kg * cols);
-  memset(dx + n0 * s->img, 0, (size_t)nb * s->img * sizeof(float));
   col2im(&s->g, s->col, nb, dx + n0 * s->img);
 }
 

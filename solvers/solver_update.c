@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "core/math.h"
+#include "core/parallel.h"
 #include "solvers/solver.h"
 
 /* What one blob's pass needs. Passed by value: the loops then read locals
@@ -141,6 +142,31 @@ static float adam_correction(const dl_solver_param *p, int64_t iter) {
   return (float)(sqrt(1 - pow((double)p->momentum2, t)) / (1 - pow((double)p->momentum, t)));
 }
 
+/* One blob's pass, cut between the threads: the rules are elementwise, so
+ * any split gives the same bits. */
+typedef struct {
+  upd u;
+  upd_fn fn;
+  float *w, *h0, *h1;
+  const float *g;
+} blob_job;
+
+static void update_range(void *arg, int lo, int hi) {
+  const blob_job *j = arg;
+  size_t a = (size_t)lo * 4096, b = (size_t)hi * 4096;
+  j->fn(j->u, b - a, j->w + a, j->g + a, j->h0 + a, j->h1 ? j->h1 + a : NULL);
+}
+
+static void update_blob(upd u, upd_fn fn, size_t n, float *w, const float *g, float *h0,
+                        float *h1) {
+  size_t chunks = n / 4096; /* whole 16 KiB chunks in parallel, the tail here */
+  blob_job j = {u, fn, w, h0, h1, g};
+  if (chunks >= 16) dl_parallel_for((int)chunks, 8, update_range, &j);
+  else chunks = 0;
+  size_t done = chunks * 4096;
+  if (done < n) fn(u, n - done, w + done, g + done, h0 + done, h1 ? h1 + done : NULL);
+}
+
 void dl_solver_update(dl_solver *s, double lr) {
   dl_net *net = s->train;
   const dl_solver_param *p = &s->param;
@@ -156,6 +182,9 @@ void dl_solver_update(dl_solver *s, double lr) {
   size_t total = net->param_count;
   for (int j = 0; j < net->nparams; j++) {
     size_t off = net->param_offset[j], n = net->params[j]->count;
+    /* lr_mult 0 freezes a blob: no step, no decay, no history change (this
+     * keeps BatchNorm's running statistics out of the update). */
+    if (net->lr_mult[j] == 0) continue;
     float decay = p->weight_decay * net->decay_mult[j];
     u.rate = (float)lr * net->lr_mult[j];
     u.l2 = !decoupled && p->regularization == DL_REG_L2 ? decay : 0;
@@ -163,6 +192,6 @@ void dl_solver_update(dl_solver *s, double lr) {
     u.wd = decoupled ? u.rate * decay : 0;
     u.adam_rate = u.rate * corr;
     float *h1 = rules[type].slots > 1 ? h + total + off : NULL;
-    rules[type].fn(u, n, w + off, g + off, h + off, h1);
+    update_blob(u, rules[type].fn, n, w + off, g + off, h + off, h1);
   }
 }
