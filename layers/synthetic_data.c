@@ -7,8 +7,8 @@
 #include "core/layer.h"
 #include "io/prefetch.h"
 
-enum { SYN_GAUSSIAN, SYN_UNIFORM, SYN_CONSTANT };
-static const char *const syn_fill_names[] = {"gaussian", "uniform", "constant", NULL};
+enum { SYN_GAUSSIAN, SYN_UNIFORM, SYN_CONSTANT, SYN_CLASSES };
+static const char *const syn_fill_names[] = {"gaussian", "uniform", "constant", "classes", NULL};
 
 typedef struct {
   dl_ints shape;
@@ -27,7 +27,9 @@ static const dl_param_spec syn_schema[] = {
     DL_P_INT(syn_param, num_classes, "0", 0, 1 << 30,
              "0: no label top; > 0: a label top (N) of random classes in [0, num_classes)",
              "(none)"),
-    DL_P_ENUM(syn_param, fill, "gaussian", syn_fill_names, "how the data is drawn",
+    DL_P_ENUM(syn_param, fill, "gaussian", syn_fill_names,
+              "how the data is drawn (classes: integers in [0, num_classes), e.g. token ids for "
+              "an Embed layer)",
               "dummy_data_param { data_filler { type } }"),
     DL_P_FLOAT(syn_param, value, "0", -1e30, 1e30, "the value of fill: constant",
                "data_filler { value }"),
@@ -65,6 +67,7 @@ static void generate(const syn_priv *p, int64_t k, float *data, float *label) {
     switch (prm->fill) {
     case SYN_GAUSSIAN: data[i] = dl_rng_gaussian(&rng, prm->mean, prm->std); break;
     case SYN_UNIFORM: data[i] = dl_rng_uniform_range(&rng, prm->min, prm->max); break;
+    case SYN_CLASSES: data[i] = (float)dl_rng_below(&rng, (uint64_t)prm->num_classes); break;
     default: data[i] = prm->value; break;
     }
   }
@@ -102,6 +105,8 @@ static dl_status syn_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob 
     return dl_layer_error(l, DL_ECONFIG,
                           "a second (label) top needs num_classes > 0 (num_classes is %d)",
                           prm->num_classes);
+  if (prm->fill == SYN_CLASSES && prm->num_classes <= 0)
+    return dl_layer_error(l, DL_ECONFIG, "fill: classes needs num_classes > 0");
   if (prm->fill == SYN_UNIFORM && prm->min > prm->max)
     return dl_layer_error(l, DL_ECONFIG, "min (%g) is larger than max (%g)", (double)prm->min,
                           (double)prm->max);
