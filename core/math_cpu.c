@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/parallel.h"
+#include "core/vmath.h"
 
 #include "core/math.h"
 
@@ -181,16 +182,53 @@ const char *dl_blas_info(void) {
   return buf;
 }
 
-void dl_softmax(int outer, int C, int inner, const float *x, float *y) {
-  for (int o = 0; o < outer; o++)
-    for (int i = 0; i < inner; i++) {
-      const float *xs = x + (size_t)o * C * inner + i; /* (C), stride inner */
-      float *ys = y + (size_t)o * C * inner + i;
-      float mx = xs[0];
-      for (int c = 1; c < C; c++) mx = fmaxf(mx, xs[(size_t)c * inner]);
-      float sum = 0;
-      for (int c = 0; c < C; c++) sum += ys[(size_t)c * inner] = expf(xs[(size_t)c * inner] - mx);
+/* One contiguous row: y = softmax(x). Blocks of DL_VBLOCK with separate
+ * running maxima and sums, so every loop vectorizes. */
+DL_VCLONES static void softmax_row(int C, const float *restrict x, float *restrict y) {
+  float m[DL_VBLOCK], acc[DL_VBLOCK];
+  int nb = C / DL_VBLOCK * DL_VBLOCK;
+  for (int q = 0; q < DL_VBLOCK; q++) m[q] = x[0], acc[q] = 0;
+  for (int i = 0; i < nb; i += DL_VBLOCK)
+    for (int q = 0; q < DL_VBLOCK; q++) m[q] = dl_vpick(x[i + q] > m[q], x[i + q], m[q]);
+  float mx = m[0];
+  for (int q = 1; q < DL_VBLOCK; q++) mx = m[q] > mx ? m[q] : mx;
+  for (int i = nb; i < C; i++) mx = x[i] > mx ? x[i] : mx;
+  for (int i = 0; i < nb; i += DL_VBLOCK)
+    for (int q = 0; q < DL_VBLOCK; q++) acc[q] += y[i + q] = dl_vexp(x[i + q] - mx);
+  float sum = 0;
+  for (int i = nb; i < C; i++) sum += y[i] = dl_vexp(x[i] - mx);
+  for (int q = 0; q < DL_VBLOCK; q++) sum += acc[q];
+  float inv = 1.0f / sum;
+  for (int i = 0; i < C; i++) y[i] *= inv;
+}
+
+typedef struct {
+  int C, inner;
+  const float *x;
+  float *y;
+} softmax_job;
+
+static void softmax_rows(void *arg, int lo, int hi) {
+  const softmax_job *j = arg;
+  size_t plane = (size_t)j->C * j->inner;
+  if (j->inner == 1) {
+    for (int o = lo; o < hi; o++) softmax_row(j->C, j->x + o * plane, j->y + o * plane);
+    return;
+  }
+  for (int o = lo; o < hi; o++)
+    for (int i = 0; i < j->inner; i++) {
+      const float *xs = j->x + o * plane + i; /* (C), stride inner */
+      float *ys = j->y + o * plane + i;
+      float mx = xs[0], sum = 0;
+      for (int c = 1; c < j->C; c++) mx = fmaxf(mx, xs[(size_t)c * j->inner]);
+      for (int c = 0; c < j->C; c++) sum += ys[(size_t)c * j->inner] = dl_vexp(xs[(size_t)c * j->inner] - mx);
       float inv = 1.0f / sum;
-      for (int c = 0; c < C; c++) ys[(size_t)c * inner] *= inv;
+      for (int c = 0; c < j->C; c++) ys[(size_t)c * j->inner] *= inv;
     }
+}
+
+void dl_softmax(int outer, int C, int inner, const float *x, float *y) {
+  softmax_job j = {C, inner, x, y};
+  int per = (int)(65536 / ((size_t)C * inner + 1)) + 1; /* rows worth a thread's wake-up */
+  dl_parallel_for(outer, per, softmax_rows, &j);
 }

@@ -38,19 +38,19 @@ static dl_status lstm_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
 /* Gate math for len units of one row (one sequence) at step t. a* hold the
  * pre-activations without the bias and get the activations; hn and cn receive
  * m * h and m * c for the next step (m = its cont flag). */
-DL_REC_INLINE void lstm_cells(int len, float *restrict ai, float *restrict af, float *restrict ao,
+DL_VINLINE void lstm_cells(int len, float *restrict ai, float *restrict af, float *restrict ao,
                               float *restrict ag, const float *restrict bi,
                               const float *restrict bf, const float *restrict bo,
                               const float *restrict bg, const float *restrict cp,
                               float *restrict tc, float *restrict h, float *restrict hn,
                               float *restrict cn, float m) {
   for (int j = 0; j < len; j++) {
-    float i = dl_rec_sigmoid(ai[j] + bi[j]);
-    float f = dl_rec_sigmoid(af[j] + bf[j]);
-    float o = dl_rec_sigmoid(ao[j] + bo[j]);
-    float g = dl_rec_tanh(ag[j] + bg[j]);
+    float i = dl_vsigmoid(ai[j] + bi[j]);
+    float f = dl_vsigmoid(af[j] + bf[j]);
+    float o = dl_vsigmoid(ao[j] + bo[j]);
+    float g = dl_vtanh(ag[j] + bg[j]);
     float c = f * cp[j] + i * g;
-    float t = dl_rec_tanh(c);
+    float t = dl_vtanh(c);
     ai[j] = i, af[j] = f, ao[j] = o, ag[j] = g;
     tc[j] = t;
     h[j] = o * t;
@@ -61,11 +61,11 @@ DL_REC_INLINE void lstm_cells(int len, float *restrict ai, float *restrict af, f
 
 /* One row: a (4H) gate pre-activations, b (4H), cp, tc, h, hn, cn (H). Blocks
  * of constant length vectorize (layers/recurrent.h). */
-DL_REC_CLONES static void lstm_row(int H, float *a, const float *b, const float *cp, float *tc,
+DL_VCLONES static void lstm_row(int H, float *a, const float *b, const float *cp, float *tc,
                                    float *h, float *hn, float *cn, float m) {
   int j = 0;
-  for (; j + DL_REC_BLOCK <= H; j += DL_REC_BLOCK)
-    lstm_cells(DL_REC_BLOCK, a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, b + j, b + H + j,
+  for (; j + DL_VBLOCK <= H; j += DL_VBLOCK)
+    lstm_cells(DL_VBLOCK, a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, b + j, b + H + j,
                b + 2 * H + j, b + 3 * H + j, cp + j, tc + j, h + j, hn + j, cn + j, m);
   lstm_cells(H - j, a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, b + j, b + H + j, b + 2 * H + j,
              b + 3 * H + j, cp + j, tc + j, h + j, hn + j, cn + j, m);
@@ -100,7 +100,7 @@ static dl_status lstm_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
  *   di = dc g;  df = dc cp;  dg = dc i;  dc_rec <- dc f cont_t   (for c_{t-1})
  * then through the nonlinearities: da_i = di i (1 - i), da_f = df f (1 - f),
  * da_o = do o (1 - o), da_g = dg (1 - g^2), written over the activations. */
-DL_REC_INLINE void lstm_cells_backward(int len, float *restrict ai, float *restrict af,
+DL_VINLINE void lstm_cells_backward(int len, float *restrict ai, float *restrict af,
                                        float *restrict ao, float *restrict ag,
                                        const float *restrict cp, const float *restrict tc,
                                        const float *restrict dtop, const float *restrict dh_rec,
@@ -117,12 +117,12 @@ DL_REC_INLINE void lstm_cells_backward(int len, float *restrict ai, float *restr
   }
 }
 
-DL_REC_CLONES static void lstm_row_backward(int H, float *a, const float *cp, const float *tc,
+DL_VCLONES static void lstm_row_backward(int H, float *a, const float *cp, const float *tc,
                                             const float *dtop, const float *dh_rec, float *dc_rec,
                                             float m, float cont) {
   int j = 0;
-  for (; j + DL_REC_BLOCK <= H; j += DL_REC_BLOCK)
-    lstm_cells_backward(DL_REC_BLOCK, a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, cp + j,
+  for (; j + DL_VBLOCK <= H; j += DL_VBLOCK)
+    lstm_cells_backward(DL_VBLOCK, a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, cp + j,
                         tc + j, dtop + j, dh_rec + j, dc_rec + j, m, cont);
   lstm_cells_backward(H - j, a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, cp + j, tc + j,
                       dtop + j, dh_rec + j, dc_rec + j, m, cont);

@@ -164,8 +164,8 @@ void dl_rec_backward_step_gemm(dl_layer *l, int t) {
   dl_gemm(0, 0, s->N, s->H, GH, 1.0f, dg, dl_cdata(l->params[DL_REC_WH]), 0.0f, s->dh_rec);
 }
 
-/* y (len) += x (len); called with len DL_REC_BLOCK, so it vectorizes. */
-DL_REC_INLINE void add_row(int len, const float *restrict x, float *restrict y) {
+/* y (len) += x (len); called with len DL_VBLOCK, so it vectorizes. */
+DL_VINLINE void add_row(int len, const float *restrict x, float *restrict y) {
   for (int j = 0; j < len; j++)
     y[j] += x[j];
 }
@@ -175,8 +175,8 @@ static void bias_grad(size_t rows, int GH, const float *dg, float *db) {
   for (size_t r = 0; r < rows; r++) {
     const float *row = dg + r * GH; /* (G*H) */
     int j = 0;
-    for (; j + DL_REC_BLOCK <= GH; j += DL_REC_BLOCK)
-      add_row(DL_REC_BLOCK, row + j, db + j);
+    for (; j + DL_VBLOCK <= GH; j += DL_VBLOCK)
+      add_row(DL_VBLOCK, row + j, db + j);
     add_row(GH - j, row + j, db + j);
   }
 }

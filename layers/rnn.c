@@ -30,10 +30,10 @@ static dl_status rnn_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
 
 /* len units of one row: a (pre-activation without b) becomes h = tanh(a + b);
  * hn gets m * h for the next step (m = its cont flag). */
-DL_REC_INLINE void rnn_cells(int len, float *restrict a, const float *restrict b, float *restrict h,
+DL_VINLINE void rnn_cells(int len, float *restrict a, const float *restrict b, float *restrict h,
                              float *restrict hn, float m) {
   for (int j = 0; j < len; j++) {
-    float v = dl_rec_tanh(a[j] + b[j]);
+    float v = dl_vtanh(a[j] + b[j]);
     a[j] = v;
     h[j] = v;
     hn[j] = m * v;
@@ -41,10 +41,10 @@ DL_REC_INLINE void rnn_cells(int len, float *restrict a, const float *restrict b
 }
 
 /* Blocks of constant length vectorize (layers/recurrent.h). */
-DL_REC_CLONES static void rnn_row(int H, float *a, const float *b, float *h, float *hn, float m) {
+DL_VCLONES static void rnn_row(int H, float *a, const float *b, float *h, float *hn, float m) {
   int j = 0;
-  for (; j + DL_REC_BLOCK <= H; j += DL_REC_BLOCK)
-    rnn_cells(DL_REC_BLOCK, a + j, b + j, h + j, hn + j, m);
+  for (; j + DL_VBLOCK <= H; j += DL_VBLOCK)
+    rnn_cells(DL_VBLOCK, a + j, b + j, h + j, hn + j, m);
   rnn_cells(H - j, a + j, b + j, h + j, hn + j, m);
 }
 
@@ -71,17 +71,17 @@ static dl_status rnn_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
 }
 
 /* da = (dtop + m * dh_rec) (1 - h^2), written over h in a; m = cont_{t+1}. */
-DL_REC_INLINE void rnn_cells_backward(int len, float *restrict a, const float *restrict dtop,
+DL_VINLINE void rnn_cells_backward(int len, float *restrict a, const float *restrict dtop,
                                       const float *restrict dh_rec, float m) {
   for (int j = 0; j < len; j++)
     a[j] = (dtop[j] + m * dh_rec[j]) * (1.0f - a[j] * a[j]);
 }
 
-DL_REC_CLONES static void rnn_row_backward(int H, float *a, const float *dtop, const float *dh_rec,
+DL_VCLONES static void rnn_row_backward(int H, float *a, const float *dtop, const float *dh_rec,
                                            float m) {
   int j = 0;
-  for (; j + DL_REC_BLOCK <= H; j += DL_REC_BLOCK)
-    rnn_cells_backward(DL_REC_BLOCK, a + j, dtop + j, dh_rec + j, m);
+  for (; j + DL_VBLOCK <= H; j += DL_VBLOCK)
+    rnn_cells_backward(DL_VBLOCK, a + j, dtop + j, dh_rec + j, m);
   rnn_cells_backward(H - j, a + j, dtop + j, dh_rec + j, m);
 }
 

@@ -16,6 +16,7 @@ static const struct {
     {"configs/dlbench/fcn_r.yaml", 14205962},
     {"configs/dlbench/alexnet_s.yaml", 62378344},
     {"configs/dlbench/alexnet_r.yaml", 85098},
+    {"configs/dlbench/lstm.yaml", 6180624},
 };
 
 START_TEST(dlbench_param_counts_and_one_iteration) {
