@@ -25,6 +25,13 @@ int dl_all_finite(size_t n, const float *x);
  * stable (the maximum is subtracted first). y may alias x. */
 void dl_softmax(int outer, int C, int inner, const float *x, float *y);
 
+/* y = sigmoid(x), y = tanh(x) elementwise (vectorized, threaded); y may alias x. */
+void dl_sigmoid(size_t n, const float *x, float *y);
+void dl_tanh(size_t n, const float *x, float *y);
+/* dx = dy * y (1 - y) and dx = dy * (1 - y^2) from the outputs y; dx may alias dy. */
+void dl_sigmoid_grad(size_t n, const float *y, const float *dy, float *dx);
+void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx);
+
 /* One place sets the thread count, for OpenBLAS and our own loops. */
 void dl_set_threads(int n);
 int dl_get_threads(void);

@@ -1,8 +1,8 @@
 /* CPU math backend: OpenBLAS plus simple loops. */
 #include <cblas.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,8 +42,9 @@ static void gemm_part(void *arg, int p, int nparts) {
   if (j->split == 'm') {
     part_range(j->M, p, nparts, 16, &lo, &hi);
     if (hi > lo)
-      gemm_ld(j->ta, j->tb, hi - lo, j->N, j->K, j->alpha, j->ta ? j->A + lo : j->A + (size_t)lo * lda,
-              lda, j->B, ldb, j->beta, j->C + (size_t)lo * j->N, j->N);
+      gemm_ld(j->ta, j->tb, hi - lo, j->N, j->K, j->alpha,
+              j->ta ? j->A + lo : j->A + (size_t)lo * lda, lda, j->B, ldb, j->beta,
+              j->C + (size_t)lo * j->N, j->N);
   } else if (j->split == 'n') {
     part_range(j->N, p, nparts, 16, &lo, &hi);
     if (hi > lo)
@@ -101,51 +102,60 @@ void dl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const f
   }
   dl_parallel_run(nt, gemm_part, &j);
   if (j.split == 'k')
-    for (int p = 1; p < nt; p++) dl_axpy((size_t)M * N, 1.0f, j.partial + (size_t)(p - 1) * M * N, C);
+    for (int p = 1; p < nt; p++)
+      dl_axpy((size_t)M * N, 1.0f, j.partial + (size_t)(p - 1) * M * N, C);
 }
 
 void dl_gemv(int trans_a, int M, int N, float alpha, const float *A, const float *x, float beta,
              float *y) {
-  cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, M, N, alpha, A, N, x, 1, beta,
-              y, 1);
+  cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, M, N, alpha, A, N, x, 1, beta, y,
+              1);
 }
 
 void dl_axpy(size_t n, float alpha, const float *x, float *y) {
-  for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+  for (size_t i = 0; i < n; i++)
+    y[i] += alpha * x[i];
 }
 
 void dl_axpby(size_t n, float alpha, const float *x, float beta, float *y) {
-  for (size_t i = 0; i < n; i++) y[i] = alpha * x[i] + beta * y[i];
+  for (size_t i = 0; i < n; i++)
+    y[i] = alpha * x[i] + beta * y[i];
 }
 
 void dl_scal(size_t n, float alpha, float *x) {
-  for (size_t i = 0; i < n; i++) x[i] *= alpha;
+  for (size_t i = 0; i < n; i++)
+    x[i] *= alpha;
 }
 
 void dl_set(size_t n, float value, float *x) {
-  for (size_t i = 0; i < n; i++) x[i] = value;
+  for (size_t i = 0; i < n; i++)
+    x[i] = value;
 }
 
 void dl_copy(size_t n, const float *x, float *y) {
   if (x != y)
-    for (size_t i = 0; i < n; i++) y[i] = x[i];
+    for (size_t i = 0; i < n; i++)
+      y[i] = x[i];
 }
 
 double dl_dot(size_t n, const float *x, const float *y) {
   double s = 0;
-  for (size_t i = 0; i < n; i++) s += (double)x[i] * y[i];
+  for (size_t i = 0; i < n; i++)
+    s += (double)x[i] * y[i];
   return s;
 }
 
 double dl_asum(size_t n, const float *x) {
   double s = 0;
-  for (size_t i = 0; i < n; i++) s += fabs((double)x[i]);
+  for (size_t i = 0; i < n; i++)
+    s += fabs((double)x[i]);
   return s;
 }
 
 double dl_sumsq(size_t n, const float *x) {
   double s = 0;
-  for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+  for (size_t i = 0; i < n; i++)
+    s += (double)x[i] * x[i];
   return s;
 }
 
@@ -187,19 +197,27 @@ const char *dl_blas_info(void) {
 DL_VCLONES static void softmax_row(int C, const float *restrict x, float *restrict y) {
   float m[DL_VBLOCK], acc[DL_VBLOCK];
   int nb = C / DL_VBLOCK * DL_VBLOCK;
-  for (int q = 0; q < DL_VBLOCK; q++) m[q] = x[0], acc[q] = 0;
+  for (int q = 0; q < DL_VBLOCK; q++)
+    m[q] = x[0], acc[q] = 0;
   for (int i = 0; i < nb; i += DL_VBLOCK)
-    for (int q = 0; q < DL_VBLOCK; q++) m[q] = dl_vpick(x[i + q] > m[q], x[i + q], m[q]);
+    for (int q = 0; q < DL_VBLOCK; q++)
+      m[q] = dl_vpick(x[i + q] > m[q], x[i + q], m[q]);
   float mx = m[0];
-  for (int q = 1; q < DL_VBLOCK; q++) mx = m[q] > mx ? m[q] : mx;
-  for (int i = nb; i < C; i++) mx = x[i] > mx ? x[i] : mx;
+  for (int q = 1; q < DL_VBLOCK; q++)
+    mx = m[q] > mx ? m[q] : mx;
+  for (int i = nb; i < C; i++)
+    mx = x[i] > mx ? x[i] : mx;
   for (int i = 0; i < nb; i += DL_VBLOCK)
-    for (int q = 0; q < DL_VBLOCK; q++) acc[q] += y[i + q] = dl_vexp(x[i + q] - mx);
+    for (int q = 0; q < DL_VBLOCK; q++)
+      acc[q] += y[i + q] = dl_vexp(x[i + q] - mx);
   float sum = 0;
-  for (int i = nb; i < C; i++) sum += y[i] = dl_vexp(x[i] - mx);
-  for (int q = 0; q < DL_VBLOCK; q++) sum += acc[q];
+  for (int i = nb; i < C; i++)
+    sum += y[i] = dl_vexp(x[i] - mx);
+  for (int q = 0; q < DL_VBLOCK; q++)
+    sum += acc[q];
   float inv = 1.0f / sum;
-  for (int i = 0; i < C; i++) y[i] *= inv;
+  for (int i = 0; i < C; i++)
+    y[i] *= inv;
 }
 
 typedef struct {
@@ -212,7 +230,8 @@ static void softmax_rows(void *arg, int lo, int hi) {
   const softmax_job *j = arg;
   size_t plane = (size_t)j->C * j->inner;
   if (j->inner == 1) {
-    for (int o = lo; o < hi; o++) softmax_row(j->C, j->x + o * plane, j->y + o * plane);
+    for (int o = lo; o < hi; o++)
+      softmax_row(j->C, j->x + o * plane, j->y + o * plane);
     return;
   }
   for (int o = lo; o < hi; o++)
@@ -220,10 +239,13 @@ static void softmax_rows(void *arg, int lo, int hi) {
       const float *xs = j->x + o * plane + i; /* (C), stride inner */
       float *ys = j->y + o * plane + i;
       float mx = xs[0], sum = 0;
-      for (int c = 1; c < j->C; c++) mx = fmaxf(mx, xs[(size_t)c * j->inner]);
-      for (int c = 0; c < j->C; c++) sum += ys[(size_t)c * j->inner] = dl_vexp(xs[(size_t)c * j->inner] - mx);
+      for (int c = 1; c < j->C; c++)
+        mx = fmaxf(mx, xs[(size_t)c * j->inner]);
+      for (int c = 0; c < j->C; c++)
+        sum += ys[(size_t)c * j->inner] = dl_vexp(xs[(size_t)c * j->inner] - mx);
       float inv = 1.0f / sum;
-      for (int c = 0; c < j->C; c++) ys[(size_t)c * j->inner] *= inv;
+      for (int c = 0; c < j->C; c++)
+        ys[(size_t)c * j->inner] *= inv;
     }
 }
 
@@ -232,3 +254,96 @@ void dl_softmax(int outer, int C, int inner, const float *x, float *y) {
   int per = (int)(65536 / ((size_t)C * inner + 1)) + 1; /* rows worth a thread's wake-up */
   dl_parallel_for(outer, per, softmax_rows, &j);
 }
+
+/* exp only sees -|x|, so nothing overflows, and far below zero y keeps a tiny
+ * positive value (down to exp(-87)) instead of 1 / inf. */
+DL_VINLINE float stable_sigmoid(float x) {
+  float a = dl_vpick(x < 0, -x, x), e = dl_vexp(-a), r = 1.0f / (1.0f + e);
+  return dl_vpick(x < 0, e * r, r);
+}
+
+/* Fixed-size blocks: GCC -O2 vectorizes only loops of known trip count. */
+DL_VCLONES static void sigmoid_span(size_t n, const float *x, float *y) {
+  size_t i = 0;
+  for (; i + DL_VBLOCK <= n; i += DL_VBLOCK) {
+    float t[DL_VBLOCK]; /* a copy: y may alias x, and then nothing would vectorize */
+    memcpy(t, x + i, sizeof t);
+    for (int q = 0; q < DL_VBLOCK; q++)
+      t[q] = stable_sigmoid(t[q]);
+    memcpy(y + i, t, sizeof t);
+  }
+  for (; i < n; i++)
+    y[i] = stable_sigmoid(x[i]);
+}
+
+DL_VCLONES static void tanh_span(size_t n, const float *x, float *y) {
+  size_t i = 0;
+  for (; i + DL_VBLOCK <= n; i += DL_VBLOCK) {
+    float t[DL_VBLOCK]; /* a copy: y may alias x, and then nothing would vectorize */
+    memcpy(t, x + i, sizeof t);
+    for (int q = 0; q < DL_VBLOCK; q++)
+      t[q] = dl_vtanh(t[q]);
+    memcpy(y + i, t, sizeof t);
+  }
+  for (; i < n; i++)
+    y[i] = dl_vtanh(x[i]);
+}
+
+typedef struct {
+  void (*fn)(size_t, const float *, float *);
+  const float *x;
+  float *y;
+  size_t n;
+} map_job;
+
+static void map_range(void *arg, int lo, int hi) {
+  const map_job *j = arg;
+  size_t a = (size_t)lo * 4096, b = (size_t)hi * 4096;
+  if (b > j->n) b = j->n;
+  j->fn(b - a, j->x + a, j->y + a);
+}
+
+/* Elementwise fn over n floats in 16 KiB chunks, threaded when long. */
+static void map_floats(void (*fn)(size_t, const float *, float *), size_t n, const float *x,
+                       float *y) {
+  map_job j = {fn, x, y, n};
+  dl_parallel_for((int)((n + 4095) / 4096), 8, map_range, &j);
+}
+
+void dl_sigmoid(size_t n, const float *x, float *y) { map_floats(sigmoid_span, n, x, y); }
+void dl_tanh(size_t n, const float *x, float *y) { map_floats(tanh_span, n, x, y); }
+
+typedef struct {
+  int tanh;
+  const float *y, *dy;
+  float *dx;
+  size_t n;
+} grad_job;
+
+/* The gradient block by block, through a copy (dx may alias dy). */
+static void grad_range(void *arg, int lo, int hi) {
+  const grad_job *j = arg;
+  size_t a = (size_t)lo * 4096, b = (size_t)hi * 4096;
+  if (b > j->n) b = j->n;
+  for (size_t i = a; i < b; i += DL_VBLOCK) {
+    size_t m = b - i < DL_VBLOCK ? b - i : DL_VBLOCK;
+    float t[DL_VBLOCK] = {0}, y[DL_VBLOCK] = {0};
+    memcpy(t, j->dy + i, m * sizeof(float));
+    memcpy(y, j->y + i, m * sizeof(float));
+    if (j->tanh)
+      for (int q = 0; q < DL_VBLOCK; q++) t[q] *= 1.0f - y[q] * y[q];
+    else
+      for (int q = 0; q < DL_VBLOCK; q++) t[q] *= y[q] * (1.0f - y[q]);
+    memcpy(j->dx + i, t, m * sizeof(float));
+  }
+}
+
+static void act_grad(int tanh, size_t n, const float *y, const float *dy, float *dx) {
+  grad_job j = {tanh, y, dy, dx, n};
+  dl_parallel_for((int)((n + 4095) / 4096), 8, grad_range, &j);
+}
+
+void dl_sigmoid_grad(size_t n, const float *y, const float *dy, float *dx) {
+  act_grad(0, n, y, dy, dx);
+}
+void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx) { act_grad(1, n, y, dy, dx); }

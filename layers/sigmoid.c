@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "core/layer.h"
+#include "core/math.h"
 
 static dl_status sigmoid_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                                  int nt) {
@@ -9,21 +10,12 @@ static dl_status sigmoid_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl
   return top[0] == bottom[0] ? DL_OK : dl_blob_reshape_like(top[0], bottom[0]);
 }
 
-/* exp() only ever sees -|x| <= 0, so it never overflows: far below zero y stays
- * the tiny positive value it should be instead of going through 1 / inf. */
-static inline float sigmoid(float x) {
-  if (x >= 0) return 1.0f / (1.0f + expf(-x));
-  float e = expf(x);
-  return e / (1.0f + e);
-}
-
 static dl_status sigmoid_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                                  int nt) {
   (void)l, (void)nb, (void)nt;
   const float *x = dl_cdata(bottom[0]); /* (count) */
   float *y = dl_data(top[0]);           /* (count), may alias x */
-  for (size_t i = 0; i < bottom[0]->count; i++)
-    y[i] = sigmoid(x[i]);
+  dl_sigmoid(bottom[0]->count, x, y); /* stable for large |x|: see core/math_cpu.c */
   return DL_OK;
 }
 
@@ -34,8 +26,7 @@ static void sigmoid_backward(dl_layer *l, dl_blob *const *top, int nt, const int
   if (!propagate_down[0]) return;
   const float *y = dl_cdata(top[0]), *dy = dl_cdiff(top[0]); /* (count) */
   float *dx = dl_diff(bottom[0]);                            /* (count), may alias dy */
-  for (size_t i = 0; i < top[0]->count; i++)
-    dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+  dl_sigmoid_grad(top[0]->count, y, dy, dx);
 }
 
 const dl_layer_ops dl_layer_sigmoid = {

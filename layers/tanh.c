@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "core/layer.h"
+#include "core/math.h"
 
 static dl_status tanh_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                               int nt) {
@@ -9,15 +10,14 @@ static dl_status tanh_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
   return top[0] == bottom[0] ? DL_OK : dl_blob_reshape_like(top[0], bottom[0]);
 }
 
-/* tanhf saturates to +-1 for large |x| without overflow, unlike the
- * (e^x - e^-x) / (e^x + e^-x) textbook form. */
+/* Saturates to +-1 for large |x| without overflow, unlike the
+ * (e^x - e^-x) / (e^x + e^-x) textbook form (see dl_vtanh). */
 static dl_status tanh_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                               int nt) {
   (void)l, (void)nb, (void)nt;
   const float *x = dl_cdata(bottom[0]); /* (count) */
   float *y = dl_data(top[0]);           /* (count), may alias x */
-  for (size_t i = 0; i < bottom[0]->count; i++)
-    y[i] = tanhf(x[i]);
+  dl_tanh(bottom[0]->count, x, y);
   return DL_OK;
 }
 
@@ -28,8 +28,7 @@ static void tanh_backward(dl_layer *l, dl_blob *const *top, int nt, const int *p
   if (!propagate_down[0]) return;
   const float *y = dl_cdata(top[0]), *dy = dl_cdiff(top[0]); /* (count) */
   float *dx = dl_diff(bottom[0]);                            /* (count), may alias dy */
-  for (size_t i = 0; i < top[0]->count; i++)
-    dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+  dl_tanh_grad(top[0]->count, y, dy, dx);
 }
 
 const dl_layer_ops dl_layer_tanh = {
