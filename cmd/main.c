@@ -14,6 +14,8 @@ static const struct {
     {"train", cmd_train, "train a net: dltrain train NET.yaml SOLVER.yaml [options]"},
     {"test", cmd_test, "evaluate trained weights: dltrain test NET.yaml WEIGHTS [--iterations N]"},
     {"layers", cmd_layers, "list layer types, or describe one: dltrain layers [TYPE]"},
+    {"vocab", cmd_vocab, "build a word list for TokenData: dltrain vocab TEXT... > vocab.txt"},
+    {"convert", cmd_convert, "make CIFAR-format, PNG or mean files: dltrain convert cifar|png|mean"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
