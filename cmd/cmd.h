@@ -11,6 +11,8 @@ int cmd_train(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_layers(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_vocab(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 /* Parses a non-negative integer option value; prints a usage error if bad. */
 int cmd_parse_int(const char *opt, const char *value, int64_t lo, int64_t hi, int64_t *out);

@@ -15,6 +15,8 @@ static const struct {
     {"test", cmd_test, "evaluate trained weights: dltrain test NET.yaml WEIGHTS [--iterations N]"},
     {"bench", cmd_bench, "time training iterations per layer: dltrain bench NET.yaml [options]"},
     {"layers", cmd_layers, "list layer types, or describe one: dltrain layers [TYPE]"},
+    {"vocab", cmd_vocab, "build a word list for TokenData: dltrain vocab TEXT... > vocab.txt"},
+    {"convert", cmd_convert, "make CIFAR-format, PNG or mean files: dltrain convert cifar|png|mean"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -13,7 +13,8 @@ typedef enum {
   DL_PT_STRING, /* char[DL_STR_MAX] */
   DL_PT_INTS,   /* dl_ints: a list of ints (or one int) */
   DL_PT_FLOATS, /* dl_floats: a list of floats (or one float) */
-  DL_PT_FILLER  /* dl_filler: a mapping {type, value, min, max, mean, std} */
+  DL_PT_FILLER, /* dl_filler: a mapping {type, value, min, max, mean, std} */
+  DL_PT_STRINGS /* dl_strings: a list of strings (or one string), e.g. several data files */
 } dl_ptype;
 
 #define DL_STR_MAX 512
@@ -21,6 +22,7 @@ typedef enum {
 
 typedef struct { int n; int v[DL_LIST_MAX]; } dl_ints;
 typedef struct { int n; float v[DL_LIST_MAX]; } dl_floats;
+typedef struct { int n; char v[DL_LIST_MAX][DL_STR_MAX]; } dl_strings;
 
 typedef enum { DL_FILL_CONSTANT, DL_FILL_UNIFORM, DL_FILL_GAUSSIAN, DL_FILL_XAVIER, DL_FILL_MSRA } dl_fill_type;
 typedef enum { DL_FAN_IN, DL_FAN_OUT, DL_FAN_AVERAGE } dl_fan;
@@ -54,6 +56,7 @@ typedef struct dl_param_spec {
 #define DL_P_INTS(st, f, def, lo, hi, help, caffe) {#f, DL_PT_INTS, offsetof(st, f), def, lo, hi, NULL, help, caffe}
 #define DL_P_FLOATS(st, f, def, lo, hi, help, caffe) {#f, DL_PT_FLOATS, offsetof(st, f), def, lo, hi, NULL, help, caffe}
 #define DL_P_FILLER(st, f, def, help, caffe) {#f, DL_PT_FILLER, offsetof(st, f), def, 0, 0, NULL, help, caffe}
+#define DL_P_STRINGS(st, f, def, help, caffe) {#f, DL_PT_STRINGS, offsetof(st, f), def, 0, 0, NULL, help, caffe}
 
 extern const char *const dl_filler_names[]; /* constant, uniform, gaussian, xavier, msra */
 extern const char *const dl_fan_names[];    /* fan_in, fan_out, average */

@@ -25,6 +25,7 @@ const char *dl_ptype_name(dl_ptype t) {
   case DL_PT_INTS: return "integer list";
   case DL_PT_FLOATS: return "number list";
   case DL_PT_FILLER: return "filler";
+  case DL_PT_STRINGS: return "string list";
   }
   return "?";
 }
@@ -152,6 +153,34 @@ static dl_status parse_list(const dl_param_spec *s, const dl_ydoc *doc, const dl
   return DL_OK;
 }
 
+static dl_status parse_string(const dl_param_spec *s, const dl_ydoc *doc, const dl_ynode *n,
+                              const char *owner, char *out) {
+  if (n->type != DL_Y_SCALAR)
+    return bad(doc, n, owner, s->key, "expected a string, got a %s", dl_ytype_name(n->type));
+  if (strlen(n->value) >= DL_STR_MAX)
+    return bad(doc, n, owner, s->key, "string longer than %d characters", DL_STR_MAX - 1);
+  strcpy(out, n->value);
+  return DL_OK;
+}
+
+/* One string or a list of them (`source: a.bin` or `source: [a.bin, b.bin]`). */
+static dl_status parse_strings(const dl_param_spec *s, const dl_ydoc *doc, const dl_ynode *n,
+                               const char *owner, dl_strings *out) {
+  if (n->type == DL_Y_MAP)
+    return bad(doc, n, owner, s->key, "expected a string or a list of strings, got a mapping");
+  const dl_ynode *one[1] = {n};
+  const dl_ynode *const *items = n->type == DL_Y_SEQ ? (const dl_ynode *const *)n->items : one;
+  int count = n->type == DL_Y_SEQ ? n->n : 1;
+  if (count > DL_LIST_MAX)
+    return bad(doc, n, owner, s->key, "expected at most %d strings, got %d", DL_LIST_MAX, count);
+  for (int i = 0; i < count; i++) {
+    dl_status st = parse_string(s, doc, items[i], owner, out->v[i]);
+    if (st) return st;
+  }
+  out->n = count;
+  return DL_OK;
+}
+
 static const dl_param_spec filler_spec[] = {
     {"type", DL_PT_ENUM, offsetof(dl_filler, type), "constant", 0, 0, dl_filler_names,
      "constant, uniform, gaussian, xavier or msra", "type"},
@@ -183,16 +212,11 @@ dl_status dl_parse_value(const dl_param_spec *s, const dl_ydoc *doc, const dl_yn
   case DL_PT_FLOAT: return parse_float(s, doc, n, owner, field);
   case DL_PT_BOOL: return parse_bool(s, doc, n, owner, field);
   case DL_PT_ENUM: return parse_enum(s->key, s->choices, doc, n, owner, field);
-  case DL_PT_STRING:
-    if (n->type != DL_Y_SCALAR)
-      return bad(doc, n, owner, s->key, "expected a string, got a %s", dl_ytype_name(n->type));
-    if (strlen(n->value) >= DL_STR_MAX)
-      return bad(doc, n, owner, s->key, "string longer than %d characters", DL_STR_MAX - 1);
-    strcpy(field, n->value);
-    return DL_OK;
+  case DL_PT_STRING: return parse_string(s, doc, n, owner, field);
   case DL_PT_INTS:
   case DL_PT_FLOATS: return parse_list(s, doc, n, owner, field);
   case DL_PT_FILLER: return parse_filler(s, doc, n, owner, field);
+  case DL_PT_STRINGS: return parse_strings(s, doc, n, owner, field);
   }
   return DL_EINTERNAL;
 }
@@ -203,6 +227,10 @@ void dl_schema_defaults(const dl_param_spec *spec, void *out) {
     void *field = (char *)out + s->offset;
     if (s->type == DL_PT_STRING && !s->def[0]) {
       ((char *)field)[0] = 0;
+      continue;
+    }
+    if (s->type == DL_PT_STRINGS && !strcmp(s->def, "[]")) {
+      ((dl_strings *)field)->n = 0;
       continue;
     }
     if ((s->type == DL_PT_INTS || s->type == DL_PT_FLOATS) && !strcmp(s->def, "[]")) {

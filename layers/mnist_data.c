@@ -1,12 +1,14 @@
 /* MnistData: MNIST / Fashion-MNIST idx files (gzip or raw), read whole into memory
- * at setup; batches are converted to floats, (pixel - mean) * scale, by the
- * prefetch thread while the net computes. */
+ * at setup; batches are converted to floats, (pixel - mean) * scale, and
+ * optionally padded, cropped and mirrored (io/transform.h) by the prefetch
+ * thread while the net computes. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/layer.h"
 #include "io/idx.h"
 #include "io/prefetch.h"
+#include "io/transform.h"
 
 typedef struct {
   char source[DL_STR_MAX];
@@ -16,6 +18,9 @@ typedef struct {
   float mean;
   int shuffle;
   int max_examples;
+  int mirror;
+  int crop_size;
+  int pad;
 } mnist_param;
 
 static const dl_param_spec mnist_schema[] = {
@@ -37,6 +42,14 @@ static const dl_param_spec mnist_schema[] = {
               "(Caffe shuffles once, when the LMDB is made)"),
     DL_P_INT(mnist_param, max_examples, "0", 0, 1 << 30,
              "use only the first N examples of the files (0: all)", "(none)"),
+    DL_P_BOOL(mnist_param, mirror, "false",
+              "flip half of the images left-right at random (train phase only)",
+              "transform_param { mirror } (Caffe also mirrors in the test phase)"),
+    DL_P_INT(mnist_param, crop_size, "0", 0, 1 << 15,
+             "crop a square this size: at a random place in train, the centre in test (0: no crop)",
+             "transform_param { crop_size }"),
+    DL_P_INT(mnist_param, pad, "0", 0, 1 << 10,
+             "add this many pixels on every side before cropping; padded pixels read 0", "(none)"),
     DL_SPEC_END};
 
 typedef struct {
@@ -44,7 +57,7 @@ typedef struct {
   int n;         /* examples in an epoch */
   size_t pixels; /* rows * cols */
   int batch;
-  float scale, mean;
+  dl_transform tf;
   int64_t cursor[4]; /* the batch the next forward hands out: {epoch, index, n, 0} */
   dl_prefetch *pf;
   /* Owned by the prefetch thread while a fill runs: */
@@ -57,15 +70,15 @@ static int mnist_fill(void *user, const int64_t pos[4], float *const *out, char 
                       size_t errlen) {
   (void)err, (void)errlen;
   mnist_priv *p = user;
-  float *data = out[0];  /* (batch, 1, rows, cols) */
+  float *data = out[0];  /* (batch, 1, out_h, out_w) */
   float *label = out[1]; /* (batch) */
+  size_t out_pixels = (size_t)p->tf.out_h * p->tf.out_w;
   dl_order_batch(&p->order, pos, p->batch, p->batch_idx);
   for (int j = 0; j < p->batch; j++) {
     int ex = p->batch_idx[j];
     const uint8_t *src = p->images.data + (size_t)ex * p->pixels;
-    float *dst = data + (size_t)j * p->pixels;
-    for (size_t k = 0; k < p->pixels; k++)
-      dst[k] = ((float)src[k] - p->mean) * p->scale;
+    /* The example's place in the stream keys its crop and mirror. */
+    dl_transform_apply(&p->tf, src, pos[0] * p->n + pos[1] + j, data + (size_t)j * out_pixels);
     label[j] = (float)p->labels.data[ex];
   }
   return 0;
@@ -78,6 +91,7 @@ static void mnist_destroy(dl_layer *l) {
   dl_idx_free(&p->images);
   dl_idx_free(&p->labels);
   dl_order_free(&p->order);
+  dl_transform_free(&p->tf);
   free(p->batch_idx);
   free(p);
   l->priv = NULL;
@@ -123,14 +137,19 @@ static dl_status mnist_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   if (prm->max_examples > 0 && prm->max_examples < p->n) p->n = prm->max_examples;
   p->pixels = (size_t)p->images.dims[1] * p->images.dims[2];
   p->batch = prm->batch_size;
-  p->scale = prm->scale;
-  p->mean = prm->mean;
+  dl_transform_param tp = {.scale = prm->scale,
+                           .mean_value = {1, {prm->mean}},
+                           .mirror = prm->mirror,
+                           .crop_size = prm->crop_size,
+                           .pad = prm->pad};
+  if ((st = dl_transform_init(&p->tf, l, &tp, 1, (int)p->images.dims[1], (int)p->images.dims[2])))
+    return st;
   dl_cursor_init(p->cursor, p->n);
   p->batch_idx = dl_malloc((size_t)p->batch * sizeof *p->batch_idx);
   if (!p->batch_idx) return DL_ENOMEM;
   if ((st = dl_order_init(&p->order, p->n, dl_data_shuffles(l, prm->shuffle), dl_data_key(l))))
     return st;
-  size_t counts[2] = {(size_t)p->batch * p->pixels, (size_t)p->batch};
+  size_t counts[2] = {(size_t)p->batch * p->tf.out_h * p->tf.out_w, (size_t)p->batch};
   if ((st = dl_prefetch_create(l, 2, counts, mnist_fill, p, &p->pf))) return st;
   dl_prefetch_start(p->pf, p->cursor);
   return DL_OK;
@@ -140,8 +159,7 @@ static dl_status mnist_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
                                int nt) {
   (void)bottom, (void)nb;
   const mnist_priv *p = l->priv;
-  dl_status st =
-      dl_blob_reshape4(top[0], p->batch, 1, (int)p->images.dims[1], (int)p->images.dims[2]);
+  dl_status st = dl_blob_reshape4(top[0], p->batch, 1, p->tf.out_h, p->tf.out_w);
   if (!st && nt > 1) st = dl_blob_reshape(top[1], 1, (int[]){p->batch});
   return st;
 }
@@ -176,6 +194,7 @@ static dl_status mnist_set_cursor(dl_layer *l, const int64_t cursor[4]) {
   dl_prefetch_cancel(p->pf); /* the read-ahead batch is for the old position */
   /* Resuming: the snapshot's seed replaces the one the order was made with. */
   dl_order_rekey(&p->order, dl_data_key(l));
+  dl_transform_rekey(&p->tf, l);
   p->cursor[0] = cursor[0];
   p->cursor[1] = cursor[1];
   dl_prefetch_start(p->pf, p->cursor);
@@ -193,7 +212,8 @@ const dl_layer_ops dl_layer_mnist_data = {
     .min_tops = 1,
     .max_tops = 2,
     .bottoms_doc = "none",
-    .tops_doc = "data: N x 1 x rows x cols, (pixel - mean) * scale; label: N (class index)",
+    .tops_doc = "data: N x 1 x rows x cols (crop_size x crop_size when cropping), "
+                "(pixel - mean) * scale; label: N (class index)",
     .flags = DL_LAYER_DATA,
     .setup = mnist_setup,
     .reshape = mnist_reshape,
