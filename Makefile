@@ -50,7 +50,7 @@ TEST_SRC := $(wildcard tests/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan test-san format clean deps
+.PHONY: all test asan test-san format clean deps data
 all: dltrain
 
 dltrain: $(BUILD)/dltrain
@@ -87,13 +87,22 @@ $(BUILD)/%.cu.o: %.cu
 # The suite runs from the repo root (configs/ and data paths are relative).
 # Tests that need the executable (signals, the CLI) use DLTRAIN_BIN.
 TEST_ENV := CK_DEFAULT_TIMEOUT=300 DLTRAIN_BIN=$(BUILD)/dltrain
-test: $(BUILD)/run_tests $(BUILD)/dltrain
+# Data sets no Debian package ships, generated once under data/generated/ (git-ignored)
+# by the scripts in data/ (CIFAR-format files and a text corpus, from Debian packages).
+GEN := data/generated
+$(GEN)/cifar-fashion/test_batch.bin: | $(BUILD)/dltrain
+	DLTRAIN=$(BUILD)/dltrain sh data/make_cifar_from_fashion.sh $(GEN)/cifar-fashion
+$(GEN)/fortunes/vocab.txt: | $(BUILD)/dltrain
+	DLTRAIN=$(BUILD)/dltrain sh data/make_text_corpus.sh $(GEN)/fortunes
+data: $(GEN)/cifar-fashion/test_batch.bin $(GEN)/fortunes/vocab.txt
+
+test: $(BUILD)/run_tests $(BUILD)/dltrain data
 	$(TEST_ENV) $(BUILD)/run_tests $(if $(SUITE),-s $(SUITE),)
 
 asan:
 	$(MAKE) SAN=1 test-san
 
-test-san: $(BUILD)/run_tests $(BUILD)/dltrain
+test-san: $(BUILD)/run_tests $(BUILD)/dltrain data
 	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 DLTRAIN_QUICK=1 \
 	  $(TEST_ENV) $(BUILD)/run_tests $(if $(SUITE),-s $(SUITE),)
 
