@@ -63,6 +63,9 @@ struct dl_layer_ops {
   void (*backward)(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
                    dl_blob *const *bottom, int nb);
   void (*destroy)(dl_layer *l); /* frees priv; may be NULL */
+  /* Multiply-adds x 2 of one forward at the current shapes (GEMM-like work
+   * only, for `dltrain bench`); NULL: none worth counting. */
+  double (*flops)(const dl_layer *l);
 
   /* Data layers: where the next batch comes from, for exact resume. */
   void (*get_cursor)(dl_layer *l, int64_t cursor[4]);

@@ -384,6 +384,12 @@ static dl_status conv_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
   return dl_blob_reshape4(top[0], s->n, s->m, s->g.oh, s->g.ow);
 }
 
+static double conv_flops(const dl_layer *l) {
+  const conv_param *p = l->param;
+  const conv_priv *s = l->priv;
+  return 2.0 * s->n * s->m * (double)s->ohw * (double)s->kdim / p->group;
+}
+
 static void conv_destroy(dl_layer *l) {
   conv_priv *s = l->priv;
   if (!s) return;
@@ -540,4 +546,5 @@ const dl_layer_ops dl_layer_conv = {
     .forward = conv_forward,
     .backward = conv_backward,
     .destroy = conv_destroy,
+    .flops = conv_flops,
 };

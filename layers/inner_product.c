@@ -118,6 +118,12 @@ static void ip_backward(dl_layer *l, dl_blob *const *top, int nt, const int *pro
 
 static void ip_destroy(dl_layer *l) { free(l->priv); }
 
+static double ip_flops(const dl_layer *l) {
+  const ip_param *p = l->param;
+  const ip_priv *s = l->priv;
+  return 2.0 * s->M * (double)p->num_output * s->K;
+}
+
 const dl_layer_ops dl_layer_inner_product = {
     .type = "InnerProduct",
     .summary = "fully connected layer: y = x W^T + b",
@@ -131,4 +137,5 @@ const dl_layer_ops dl_layer_inner_product = {
     .forward = ip_forward,
     .backward = ip_backward,
     .destroy = ip_destroy,
+    .flops = ip_flops,
 };

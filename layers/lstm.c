@@ -171,4 +171,5 @@ const dl_layer_ops dl_layer_lstm = {
     .forward = lstm_forward,
     .backward = lstm_backward,
     .destroy = dl_rec_destroy,
+    .flops = dl_rec_flops,
 };

@@ -203,3 +203,8 @@ void dl_rec_destroy(dl_layer *l) {
   free(s->dc_rec);
   free(s);
 }
+
+double dl_rec_flops(const dl_layer *l) {
+  const dl_rec *s = l->priv;
+  return 2.0 * s->T * s->N * (double)s->G * s->H * (double)(s->D + s->H);
+}

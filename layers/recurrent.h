@@ -69,5 +69,7 @@ void dl_rec_backward_step_gemm(dl_layer *l, int t);
  * db += column sums of dG, and (if propagate_down[0]) dx = dG W_x. */
 void dl_rec_backward_end(dl_layer *l, const int *propagate_down, dl_blob *const *bottom);
 void dl_rec_destroy(dl_layer *l);
+/* The GEMM work of one forward: 2 T N G H (D + H). */
+double dl_rec_flops(const dl_layer *l);
 
 #endif

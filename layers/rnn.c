@@ -126,4 +126,5 @@ const dl_layer_ops dl_layer_rnn = {
     .forward = rnn_forward,
     .backward = rnn_backward,
     .destroy = dl_rec_destroy,
+    .flops = dl_rec_flops,
 };

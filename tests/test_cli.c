@@ -136,6 +136,53 @@ START_TEST(train_export_then_test) {
 }
 END_TEST
 
+/* dltrain bench on a small net: one row per layer (Split included), GFLOP/s on
+ * the GEMM layers, and per-layer times that add up to no more than the mean
+ * iteration (no nested timers) while covering most of it. */
+START_TEST(bench_reports_layers_that_add_up) {
+  NEED_BIN();
+  char dir[64];
+  dl_test_tmpdir(dir, sizeof dir);
+  char *net = dl_test_write(dir, "net.yaml",
+                            "name: b\nlayers:\n"
+                            "  - {name: d, type: SyntheticData, top: [x, y], shape: [32, 3, 12, 12], num_classes: 5}\n"
+                            "  - {name: c, type: Convolution, bottom: x, top: c, num_output: 8, kernel_size: 3}\n"
+                            "  - {name: r, type: ReLU, bottom: c, top: c}\n"
+                            "  - {name: ip, type: InnerProduct, bottom: c, top: ip, num_output: 5}\n"
+                            "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, y], top: loss}\n");
+  char args[1200], json[700];
+  snprintf(json, sizeof json, "%s/b.json", dir);
+  snprintf(args, sizeof args, "bench %s --iterations 30 --warmup 2 --threads 1 --json %s", net, json);
+  ck_assert_int_eq(run(args, out, sizeof out), 0);
+  ck_assert_ptr_nonnull(strstr(out, "fwd GF/s"));
+  ck_assert_ptr_nonnull(strstr(out, "iteration: median"));
+  FILE *f = fopen(json, "r");
+  ck_assert_ptr_nonnull(f);
+  static char text[1 << 16];
+  text[fread(text, 1, sizeof text - 1, f)] = 0;
+  fclose(f);
+  double sum = 0, v, mean = 0, gflop = 0;
+  int rows = 0;
+  for (const char *q = text; (q = strstr(q, "\"fwd_ms\": ")); rows++) {
+    ck_assert_int_eq(sscanf(q, "\"fwd_ms\": %lf", &v), 1);
+    sum += v;
+    q = strstr(q, "\"bwd_ms\": ");
+    ck_assert_int_eq(sscanf(q, "\"bwd_ms\": %lf", &v), 1);
+    sum += v;
+  }
+  ck_assert_int_eq(rows, 5);
+  const char *m = strstr(text, "\"mean_ms\": ");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_int_eq(sscanf(m, "\"mean_ms\": %lf", &mean), 1);
+  ck_assert_int_eq(sscanf(strstr(text, "\"gflop\": "), "\"gflop\": %lf", &gflop), 1);
+  /* conv 2*32*8*100*27 and ip 2*32*5*800 forward, each x2 backward (conv: no dx) */
+  ck_assert_double_eq_tol(gflop, (2.0 * 32 * 8 * 100 * 27 * 2 + 2.0 * 32 * 5 * 800 * 3) * 1e-9, 1e-6);
+  ck_assert_msg(sum <= mean * 1.05 && sum >= mean * 0.5, "layers %.4f ms of a %.4f ms iteration", sum, mean);
+  free(net);
+  dl_test_rmdir(dir);
+}
+END_TEST
+
 Suite *suite_cli(void) {
   Suite *s = suite_create("cli");
   TCase *tc = tcase_create("cli");
@@ -145,6 +192,7 @@ Suite *suite_cli(void) {
   tcase_add_test(tc, docs_config_md_is_generated_from_the_schemas);
   tcase_add_test(tc, config_errors_exit_3_with_position);
   tcase_add_test(tc, train_export_then_test);
+  tcase_add_test(tc, bench_reports_layers_that_add_up);
   suite_add_tcase(s, tc);
   return s;
 }
