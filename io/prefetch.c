@@ -1,6 +1,8 @@
 /* The prefetch thread and the helpers the data layers share (io/prefetch.h). */
 #include "io/prefetch.h"
 
+#include "io/transform.h"
+
 #include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
@@ -284,4 +286,60 @@ dl_status dl_cursor_check(const dl_layer *l, const int64_t cursor[4], int64_t n)
 void dl_order_rekey(dl_order *o, uint64_t key) {
   o->key = key;
   o->epoch = -1;
+}
+
+/* ---- the batcher ------------------------------------------------------------- */
+
+dl_status dl_batcher_init(dl_batcher *b, const dl_layer *l, int n, int batch, int shuffle, int nout,
+                          const size_t *counts, dl_prefetch_fill_fn fill, void *user) {
+  b->n = n;
+  b->batch = batch;
+  dl_cursor_init(b->cursor, n);
+  b->batch_idx = dl_malloc((size_t)batch * sizeof *b->batch_idx);
+  if (!b->batch_idx) return DL_ENOMEM;
+  dl_status st = dl_order_init(&b->order, n, dl_data_shuffles(l, shuffle), dl_data_key(l));
+  if (!st) st = dl_prefetch_create(l, nout, counts, fill, user, &b->pf);
+  if (!st) dl_prefetch_start(b->pf, b->cursor);
+  return st;
+}
+
+void dl_batcher_free(dl_batcher *b) {
+  dl_prefetch_free(b->pf); /* joins the thread before the data it reads goes away */
+  b->pf = NULL;
+  dl_order_free(&b->order);
+  free(b->batch_idx);
+  b->batch_idx = NULL;
+}
+
+dl_status dl_batcher_forward(dl_layer *l, dl_batcher *b, dl_blob *const *top, int nt) {
+  float *const *batch;
+  char err[400];
+  dl_status st = dl_prefetch_wait(b->pf, &batch, err, sizeof err);
+  if (st) {
+    dl_prefetch_start(b->pf, b->cursor); /* a later forward retries the same batch */
+    return dl_layer_error(l, st, "%s", err);
+  }
+  dl_cursor_advance(b->cursor, b->n, b->batch);
+  dl_prefetch_start(b->pf, b->cursor); /* fills the other buffer while we copy this one */
+  for (int t = 0; t < nt; t++)
+    memcpy(dl_data(top[t]), batch[t], top[t]->count * sizeof(float));
+  return DL_OK;
+}
+
+void dl_batcher_get_cursor(const dl_batcher *b, int64_t cursor[4]) {
+  memcpy(cursor, b->cursor, sizeof b->cursor);
+}
+
+dl_status dl_batcher_set_cursor(dl_layer *l, dl_batcher *b, const int64_t cursor[4],
+                                struct dl_transform *tf) {
+  dl_status st = dl_cursor_check(l, cursor, b->n);
+  if (st) return st;
+  dl_prefetch_cancel(b->pf); /* the read-ahead batch is for the old position */
+  /* Resuming: the snapshot's seed replaces the one the order was made with. */
+  dl_order_rekey(&b->order, dl_data_key(l));
+  if (tf) dl_transform_rekey(tf, l);
+  b->cursor[0] = cursor[0];
+  b->cursor[1] = cursor[1];
+  dl_prefetch_start(b->pf, b->cursor);
+  return DL_OK;
 }

@@ -83,6 +83,33 @@ void dl_order_rekey(dl_order *o, uint64_t key);
  * batch that crosses the end of an epoch continues with the next epoch's order. */
 void dl_order_batch(dl_order *o, const int64_t pos[4], int count, int *idx);
 
+/* What every epoch-ordered, prefetched data layer keeps (MnistData, CifarData,
+ * ImageData, CSVData): where the next batch comes from and the thread that
+ * fills it. The layer's fill function reads `order` and `batch_idx` (they
+ * belong to the fill thread while a fill runs). */
+typedef struct {
+  int n, batch;      /* examples in an epoch, examples per batch */
+  int64_t cursor[4]; /* the batch the next forward hands out: {epoch, index, n, 0} */
+  dl_prefetch *pf;
+  dl_order order;
+  int *batch_idx; /* (batch) example indices of the batch being filled */
+} dl_batcher;
+
+/* Sets up the order (shuffled per `shuffle`), the cursor and the prefetcher
+ * (tops of `counts` floats, filled by fill(user, ...)), and starts batch 0. */
+dl_status dl_batcher_init(dl_batcher *b, const dl_layer *l, int n, int batch, int shuffle, int nout,
+                          const size_t *counts, dl_prefetch_fill_fn fill, void *user);
+void dl_batcher_free(dl_batcher *b); /* joins the thread first; zeroed b is fine */
+/* The forward of such a layer: waits for the batch, starts the next one,
+ * copies the batch into the nt tops. */
+dl_status dl_batcher_forward(dl_layer *l, dl_batcher *b, dl_blob *const *top, int nt);
+void dl_batcher_get_cursor(const dl_batcher *b, int64_t cursor[4]);
+/* Resumes at `cursor`; the order is re-keyed with the (restored) seed, and so
+ * is `tf` (the layer's transform, may be NULL), before the next fill starts. */
+struct dl_transform;
+dl_status dl_batcher_set_cursor(dl_layer *l, dl_batcher *b, const int64_t cursor[4],
+                                struct dl_transform *tf);
+
 /* The cursor of a data set of n examples: {epoch, index in the epoch, n, 0}. */
 void dl_cursor_init(int64_t cursor[4], int64_t n);
 void dl_cursor_advance(int64_t cursor[4], int64_t n, int64_t steps);

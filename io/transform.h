@@ -58,7 +58,7 @@ typedef struct {
              "the mean and scale (random-crop-with-padding augmentation)", "(none)")
 /* clang-format on */
 
-typedef struct {
+typedef struct dl_transform {
   int channels, height, width; /* the stored image */
   int out_h, out_w;            /* what apply writes: crop_size, or the padded size */
   int pad, crop, mirror;

@@ -43,14 +43,8 @@ typedef struct {
   int nfiles;
   uint8_t *files[DL_LIST_MAX]; /* each file's bytes, whole */
   const uint8_t **rec;         /* (n) each record: label byte, then 3 x 32 x 32 pixels */
-  int n;
-  int batch;
   dl_transform tf;
-  int64_t cursor[4]; /* the batch the next forward hands out: {epoch, index, n, 0} */
-  dl_prefetch *pf;
-  /* Owned by the prefetch thread while a fill runs: */
-  dl_order order;
-  int *batch_idx; /* (batch) */
+  dl_batcher b; /* n, batch, cursor, epoch order, prefetch thread */
 } cifar_priv;
 
 /* Runs on the prefetch thread: a pure function of pos and immutable data. */
@@ -61,10 +55,10 @@ static int cifar_fill(void *user, const int64_t pos[4], float *const *out, char 
   float *data = out[0];  /* (batch, 3, out_h, out_w) */
   float *label = out[1]; /* (batch) */
   size_t per = (size_t)3 * p->tf.out_h * p->tf.out_w;
-  dl_order_batch(&p->order, pos, p->batch, p->batch_idx);
-  for (int j = 0; j < p->batch; j++) {
-    const uint8_t *r = p->rec[p->batch_idx[j]];
-    dl_transform_apply(&p->tf, r + 1, pos[0] * p->n + pos[1] + j, data + j * per);
+  dl_order_batch(&p->b.order, pos, p->b.batch, p->b.batch_idx);
+  for (int j = 0; j < p->b.batch; j++) {
+    const uint8_t *r = p->rec[p->b.batch_idx[j]];
+    dl_transform_apply(&p->tf, r + 1, pos[0] * p->b.n + pos[1] + j, data + j * per);
     label[j] = (float)r[0];
   }
   return 0;
@@ -73,13 +67,11 @@ static int cifar_fill(void *user, const int64_t pos[4], float *const *out, char 
 static void cifar_destroy(dl_layer *l) {
   cifar_priv *p = l->priv;
   if (!p) return;
-  dl_prefetch_free(p->pf); /* joins the thread before the data it reads goes away */
+  dl_batcher_free(&p->b); /* joins the thread before the data it reads goes away */
   for (int i = 0; i < p->nfiles; i++)
     free(p->files[i]);
   free(p->rec);
-  dl_order_free(&p->order);
   dl_transform_free(&p->tf);
-  free(p->batch_idx);
   free(p);
   l->priv = NULL;
 }
@@ -123,13 +115,13 @@ static dl_status read_all(dl_layer *l, cifar_priv *p) {
   }
   if (total > (1u << 30))
     return dl_layer_error(l, DL_EDATA, "%zu records is more than supported", total);
-  p->n = (int)total;
-  if (prm->max_examples > 0 && prm->max_examples < p->n) p->n = prm->max_examples;
-  p->rec = dl_malloc((size_t)p->n * sizeof *p->rec);
+  p->b.n = (int)total;
+  if (prm->max_examples > 0 && prm->max_examples < p->b.n) p->b.n = prm->max_examples;
+  p->rec = dl_malloc((size_t)p->b.n * sizeof *p->rec);
   if (!p->rec) return DL_ENOMEM;
   int k = 0;
   for (int i = 0; i < p->nfiles; i++)
-    for (size_t r = 0; r < counts[i] && k < p->n; r++)
+    for (size_t r = 0; r < counts[i] && k < p->b.n; r++)
       p->rec[k++] = p->files[i] + r * CIFAR_RECORD;
   return DL_OK;
 }
@@ -145,24 +137,17 @@ static dl_status cifar_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   dl_status st = read_all(l, p);
   if (!st) st = dl_transform_init(&p->tf, l, &prm->tf, 3, CIFAR_SIDE, CIFAR_SIDE);
   if (st) return st;
-  p->batch = prm->batch_size;
-  dl_cursor_init(p->cursor, p->n);
-  p->batch_idx = dl_malloc((size_t)p->batch * sizeof *p->batch_idx);
-  if (!p->batch_idx) return DL_ENOMEM;
-  if ((st = dl_order_init(&p->order, p->n, dl_data_shuffles(l, prm->shuffle), dl_data_key(l))))
-    return st;
-  size_t counts[2] = {(size_t)p->batch * 3 * p->tf.out_h * p->tf.out_w, (size_t)p->batch};
-  if ((st = dl_prefetch_create(l, 2, counts, cifar_fill, p, &p->pf))) return st;
-  dl_prefetch_start(p->pf, p->cursor);
-  return DL_OK;
+  p->b.batch = prm->batch_size;
+  size_t counts[2] = {(size_t)p->b.batch * 3 * p->tf.out_h * p->tf.out_w, (size_t)p->b.batch};
+  return dl_batcher_init(&p->b, l, p->b.n, p->b.batch, prm->shuffle, 2, counts, cifar_fill, p);
 }
 
 static dl_status cifar_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                                int nt) {
   (void)bottom, (void)nb;
   const cifar_priv *p = l->priv;
-  dl_status st = dl_blob_reshape4(top[0], p->batch, 3, p->tf.out_h, p->tf.out_w);
-  if (!st && nt > 1) st = dl_blob_reshape(top[1], 1, (int[]){p->batch});
+  dl_status st = dl_blob_reshape4(top[0], p->b.batch, 3, p->tf.out_h, p->tf.out_w);
+  if (!st && nt > 1) st = dl_blob_reshape(top[1], 1, (int[]){p->b.batch});
   return st;
 }
 
@@ -170,37 +155,17 @@ static dl_status cifar_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
                                int nt) {
   (void)bottom, (void)nb;
   cifar_priv *p = l->priv;
-  float *const *batch;
-  char err[400];
-  dl_status st = dl_prefetch_wait(p->pf, &batch, err, sizeof err);
-  if (st) {
-    dl_prefetch_start(p->pf, p->cursor); /* a later forward retries the same batch */
-    return dl_layer_error(l, st, "%s", err);
-  }
-  dl_cursor_advance(p->cursor, p->n, p->batch);
-  dl_prefetch_start(p->pf, p->cursor); /* fills the other buffer while we copy this one */
-  memcpy(dl_data(top[0]), batch[0], top[0]->count * sizeof(float));
-  if (nt > 1) memcpy(dl_data(top[1]), batch[1], top[1]->count * sizeof(float));
-  return DL_OK;
+  return dl_batcher_forward(l, &p->b, top, nt);
 }
 
 static void cifar_get_cursor(dl_layer *l, int64_t cursor[4]) {
   const cifar_priv *p = l->priv;
-  memcpy(cursor, p->cursor, sizeof p->cursor);
+  dl_batcher_get_cursor(&p->b, cursor);
 }
 
 static dl_status cifar_set_cursor(dl_layer *l, const int64_t cursor[4]) {
   cifar_priv *p = l->priv;
-  dl_status st = dl_cursor_check(l, cursor, p->n);
-  if (st) return st;
-  dl_prefetch_cancel(p->pf); /* the read-ahead batch is for the old position */
-  /* Resuming: the snapshot's seed replaces the one the order was made with. */
-  dl_order_rekey(&p->order, dl_data_key(l));
-  dl_transform_rekey(&p->tf, l);
-  p->cursor[0] = cursor[0];
-  p->cursor[1] = cursor[1];
-  dl_prefetch_start(p->pf, p->cursor);
-  return DL_OK;
+  return dl_batcher_set_cursor(l, &p->b, cursor, &p->tf);
 }
 
 const dl_layer_ops dl_layer_cifar_data = {

@@ -33,14 +33,8 @@ static const dl_param_spec csv_schema[] = {
 
 typedef struct {
   dl_csv table;
-  int n;           /* rows: examples in an epoch */
   int dim, labels; /* data columns, label columns */
-  int batch;
-  int64_t cursor[4]; /* the batch the next forward hands out: {epoch, index, n, 0} */
-  dl_prefetch *pf;
-  /* Owned by the prefetch thread while a fill runs: */
-  dl_order order;
-  int *batch_idx; /* (batch) */
+  dl_batcher b;    /* n, batch, cursor, epoch order, prefetch thread */
 } csv_priv;
 
 /* Runs on the prefetch thread: gathers the rows of the batch at pos. */
@@ -50,9 +44,9 @@ static int csv_fill(void *user, const int64_t pos[4], float *const *out, char *e
   float *data = out[0];  /* (batch, dim) */
   float *label = out[1]; /* (batch, labels) */
   int cols = p->table.cols;
-  dl_order_batch(&p->order, pos, p->batch, p->batch_idx);
-  for (int j = 0; j < p->batch; j++) {
-    const float *row = p->table.values + (size_t)p->batch_idx[j] * cols; /* (cols) */
+  dl_order_batch(&p->b.order, pos, p->b.batch, p->b.batch_idx);
+  for (int j = 0; j < p->b.batch; j++) {
+    const float *row = p->table.values + (size_t)p->b.batch_idx[j] * cols; /* (cols) */
     memcpy(data + (size_t)j * p->dim, row, (size_t)p->dim * sizeof(float));
     memcpy(label + (size_t)j * p->labels, row + p->dim, (size_t)p->labels * sizeof(float));
   }
@@ -62,10 +56,8 @@ static int csv_fill(void *user, const int64_t pos[4], float *const *out, char *e
 static void csv_destroy(dl_layer *l) {
   csv_priv *p = l->priv;
   if (!p) return;
-  dl_prefetch_free(p->pf);
+  dl_batcher_free(&p->b); /* joins the thread before the data it reads goes away */
   dl_csv_free(&p->table);
-  dl_order_free(&p->order);
-  free(p->batch_idx);
   free(p);
   l->priv = NULL;
 }
@@ -96,65 +88,40 @@ static dl_status csv_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob 
     return dl_layer_error(l, DL_EDATA,
                           "'%s' has %d columns, so label_columns: %d leaves no data columns", path,
                           p->table.cols, prm->label_columns);
-  p->n = p->table.rows;
+  p->b.n = p->table.rows;
   p->labels = prm->label_columns;
   p->dim = p->table.cols - p->labels;
-  p->batch = prm->batch_size;
-  dl_cursor_init(p->cursor, p->n);
-  p->batch_idx = dl_malloc((size_t)p->batch * sizeof *p->batch_idx);
-  if (!p->batch_idx) return DL_ENOMEM;
-  if ((st = dl_order_init(&p->order, p->n, dl_data_shuffles(l, prm->shuffle), dl_data_key(l))))
-    return st;
-  size_t counts[2] = {(size_t)p->batch * p->dim, (size_t)p->batch * (p->labels ? p->labels : 1)};
-  if ((st = dl_prefetch_create(l, 2, counts, csv_fill, p, &p->pf))) return st;
-  dl_prefetch_start(p->pf, p->cursor);
-  return DL_OK;
+  p->b.batch = prm->batch_size;
+  size_t counts[2] = {(size_t)p->b.batch * p->dim,
+                      (size_t)p->b.batch * (p->labels ? p->labels : 1)};
+  return dl_batcher_init(&p->b, l, p->b.n, p->b.batch, prm->shuffle, 2, counts, csv_fill, p);
 }
 
 static dl_status csv_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                              int nt) {
   (void)bottom, (void)nb;
   const csv_priv *p = l->priv;
-  dl_status st = dl_blob_reshape(top[0], 2, (int[]){p->batch, p->dim});
+  dl_status st = dl_blob_reshape(top[0], 2, (int[]){p->b.batch, p->dim});
   if (st || nt < 2) return st;
-  if (p->labels == 1) return dl_blob_reshape(top[1], 1, (int[]){p->batch});
-  return dl_blob_reshape(top[1], 2, (int[]){p->batch, p->labels});
+  if (p->labels == 1) return dl_blob_reshape(top[1], 1, (int[]){p->b.batch});
+  return dl_blob_reshape(top[1], 2, (int[]){p->b.batch, p->labels});
 }
 
 static dl_status csv_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                              int nt) {
   (void)bottom, (void)nb;
   csv_priv *p = l->priv;
-  float *const *batch;
-  char err[400];
-  dl_status st = dl_prefetch_wait(p->pf, &batch, err, sizeof err);
-  if (st) {
-    dl_prefetch_start(p->pf, p->cursor); /* a later forward retries the same batch */
-    return dl_layer_error(l, st, "%s", err);
-  }
-  dl_cursor_advance(p->cursor, p->n, p->batch);
-  dl_prefetch_start(p->pf, p->cursor); /* fills the other buffer while we copy this one */
-  memcpy(dl_data(top[0]), batch[0], top[0]->count * sizeof(float));
-  if (nt > 1) memcpy(dl_data(top[1]), batch[1], top[1]->count * sizeof(float));
-  return DL_OK;
+  return dl_batcher_forward(l, &p->b, top, nt);
 }
 
 static void csv_get_cursor(dl_layer *l, int64_t cursor[4]) {
   const csv_priv *p = l->priv;
-  memcpy(cursor, p->cursor, sizeof p->cursor);
+  dl_batcher_get_cursor(&p->b, cursor);
 }
 
 static dl_status csv_set_cursor(dl_layer *l, const int64_t cursor[4]) {
   csv_priv *p = l->priv;
-  dl_status st = dl_cursor_check(l, cursor, p->n);
-  if (st) return st;
-  dl_prefetch_cancel(p->pf);
-  /* Resuming: the snapshot's seed replaces the one the order was made with. */
-  dl_order_rekey(&p->order, dl_data_key(l));
-  p->cursor[0] = cursor[0];
-  p->cursor[1] = cursor[1];
-  dl_prefetch_start(p->pf, p->cursor);
-  return DL_OK;
+  return dl_batcher_set_cursor(l, &p->b, cursor, NULL);
 }
 
 const dl_layer_ops dl_layer_csv_data = {

@@ -70,16 +70,10 @@ typedef struct {
   char list[4096]; /* the list file, for messages; "" with root_folder */
   image_entry *items;
   int count; /* items read */
-  int n;     /* examples in an epoch (max_examples) */
   int channels, height, width, resize;
-  int batch;
   dl_transform tf;
-  int64_t cursor[4]; /* the batch the next forward hands out: {epoch, index, n, 0} */
-  dl_prefetch *pf;
-  /* Owned by the prefetch thread while a fill runs: */
-  dl_order order;
-  int *batch_idx;   /* (batch) */
   uint8_t *resized; /* (channels, height, width) */
+  dl_batcher b;     /* n, batch, cursor, epoch order, prefetch thread */
 } image_priv;
 
 /* ---- the prefetch thread -------------------------------------------------------- */
@@ -124,13 +118,13 @@ static int image_fill(void *user, const int64_t pos[4], float *const *out, char 
   float *data = out[0];  /* (batch, channels, out_h, out_w) */
   float *label = out[1]; /* (batch) */
   size_t per = (size_t)p->channels * p->tf.out_h * p->tf.out_w;
-  dl_order_batch(&p->order, pos, p->batch, p->batch_idx);
-  for (int j = 0; j < p->batch; j++) {
-    const image_entry *e = &p->items[p->batch_idx[j]];
+  dl_order_batch(&p->b.order, pos, p->b.batch, p->b.batch_idx);
+  for (int j = 0; j < p->b.batch; j++) {
+    const image_entry *e = &p->items[p->b.batch_idx[j]];
     const uint8_t *pixels;
     dl_image img;
     if (load(p, e, &pixels, &img, err, errlen)) return 1;
-    dl_transform_apply(&p->tf, pixels, pos[0] * p->n + pos[1] + j, data + j * per);
+    dl_transform_apply(&p->tf, pixels, pos[0] * p->b.n + pos[1] + j, data + j * per);
     label[j] = (float)e->label;
     dl_image_free(&img);
   }
@@ -346,13 +340,11 @@ static dl_status read_folder(dl_layer *l, image_priv *p, const char *given) {
 static void image_destroy(dl_layer *l) {
   image_priv *p = l->priv;
   if (!p) return;
-  dl_prefetch_free(p->pf); /* joins the thread before the data it reads goes away */
+  dl_batcher_free(&p->b); /* joins the thread before the data it reads goes away */
   for (int i = 0; i < p->count; i++)
     free(p->items[i].path);
   free(p->items);
-  dl_order_free(&p->order);
   dl_transform_free(&p->tf);
-  free(p->batch_idx);
   free(p->resized);
   free(p);
   l->priv = NULL;
@@ -394,25 +386,19 @@ static dl_status image_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   if (!st) st = image_size(l, p);
   if (!st) st = dl_transform_init(&p->tf, l, &prm->tf, p->channels, p->height, p->width);
   if (st) return st;
-  p->n = prm->max_examples > 0 && prm->max_examples < p->count ? prm->max_examples : p->count;
-  p->batch = prm->batch_size;
-  dl_cursor_init(p->cursor, p->n);
-  p->batch_idx = dl_malloc((size_t)p->batch * sizeof *p->batch_idx);
-  if (!p->batch_idx) return DL_ENOMEM;
-  if ((st = dl_order_init(&p->order, p->n, dl_data_shuffles(l, prm->shuffle), dl_data_key(l))))
-    return st;
-  size_t counts[2] = {(size_t)p->batch * p->channels * p->tf.out_h * p->tf.out_w, (size_t)p->batch};
-  if ((st = dl_prefetch_create(l, 2, counts, image_fill, p, &p->pf))) return st;
-  dl_prefetch_start(p->pf, p->cursor);
-  return DL_OK;
+  p->b.n = prm->max_examples > 0 && prm->max_examples < p->count ? prm->max_examples : p->count;
+  p->b.batch = prm->batch_size;
+  size_t counts[2] = {(size_t)p->b.batch * p->channels * p->tf.out_h * p->tf.out_w,
+                      (size_t)p->b.batch};
+  return dl_batcher_init(&p->b, l, p->b.n, p->b.batch, prm->shuffle, 2, counts, image_fill, p);
 }
 
 static dl_status image_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                                int nt) {
   (void)bottom, (void)nb;
   const image_priv *p = l->priv;
-  dl_status st = dl_blob_reshape4(top[0], p->batch, p->channels, p->tf.out_h, p->tf.out_w);
-  if (!st && nt > 1) st = dl_blob_reshape(top[1], 1, (int[]){p->batch});
+  dl_status st = dl_blob_reshape4(top[0], p->b.batch, p->channels, p->tf.out_h, p->tf.out_w);
+  if (!st && nt > 1) st = dl_blob_reshape(top[1], 1, (int[]){p->b.batch});
   return st;
 }
 
@@ -420,37 +406,17 @@ static dl_status image_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
                                int nt) {
   (void)bottom, (void)nb;
   image_priv *p = l->priv;
-  float *const *batch;
-  char err[400];
-  dl_status st = dl_prefetch_wait(p->pf, &batch, err, sizeof err);
-  if (st) {
-    dl_prefetch_start(p->pf, p->cursor); /* a later forward retries the same batch */
-    return dl_layer_error(l, st, "%s", err);
-  }
-  dl_cursor_advance(p->cursor, p->n, p->batch);
-  dl_prefetch_start(p->pf, p->cursor); /* fills the other buffer while we copy this one */
-  memcpy(dl_data(top[0]), batch[0], top[0]->count * sizeof(float));
-  if (nt > 1) memcpy(dl_data(top[1]), batch[1], top[1]->count * sizeof(float));
-  return DL_OK;
+  return dl_batcher_forward(l, &p->b, top, nt);
 }
 
 static void image_get_cursor(dl_layer *l, int64_t cursor[4]) {
   const image_priv *p = l->priv;
-  memcpy(cursor, p->cursor, sizeof p->cursor);
+  dl_batcher_get_cursor(&p->b, cursor);
 }
 
 static dl_status image_set_cursor(dl_layer *l, const int64_t cursor[4]) {
   image_priv *p = l->priv;
-  dl_status st = dl_cursor_check(l, cursor, p->n);
-  if (st) return st;
-  dl_prefetch_cancel(p->pf); /* the read-ahead batch is for the old position */
-  /* Resuming: the snapshot's seed replaces the one the order was made with. */
-  dl_order_rekey(&p->order, dl_data_key(l));
-  dl_transform_rekey(&p->tf, l);
-  p->cursor[0] = cursor[0];
-  p->cursor[1] = cursor[1];
-  dl_prefetch_start(p->pf, p->cursor);
-  return DL_OK;
+  return dl_batcher_set_cursor(l, &p->b, cursor, &p->tf);
 }
 
 const dl_layer_ops dl_layer_image_data = {

@@ -54,15 +54,9 @@ static const dl_param_spec mnist_schema[] = {
 
 typedef struct {
   dl_idx images, labels;
-  int n;         /* examples in an epoch */
   size_t pixels; /* rows * cols */
-  int batch;
   dl_transform tf;
-  int64_t cursor[4]; /* the batch the next forward hands out: {epoch, index, n, 0} */
-  dl_prefetch *pf;
-  /* Owned by the prefetch thread while a fill runs: */
-  dl_order order;
-  int *batch_idx; /* (batch) example indices of the batch being filled */
+  dl_batcher b; /* n, batch, cursor, epoch order, prefetch thread */
 } mnist_priv;
 
 /* Runs on the prefetch thread: pure function of pos, reads only immutable data. */
@@ -73,12 +67,12 @@ static int mnist_fill(void *user, const int64_t pos[4], float *const *out, char 
   float *data = out[0];  /* (batch, 1, out_h, out_w) */
   float *label = out[1]; /* (batch) */
   size_t out_pixels = (size_t)p->tf.out_h * p->tf.out_w;
-  dl_order_batch(&p->order, pos, p->batch, p->batch_idx);
-  for (int j = 0; j < p->batch; j++) {
-    int ex = p->batch_idx[j];
+  dl_order_batch(&p->b.order, pos, p->b.batch, p->b.batch_idx);
+  for (int j = 0; j < p->b.batch; j++) {
+    int ex = p->b.batch_idx[j];
     const uint8_t *src = p->images.data + (size_t)ex * p->pixels;
     /* The example's place in the stream keys its crop and mirror. */
-    dl_transform_apply(&p->tf, src, pos[0] * p->n + pos[1] + j, data + (size_t)j * out_pixels);
+    dl_transform_apply(&p->tf, src, pos[0] * p->b.n + pos[1] + j, data + (size_t)j * out_pixels);
     label[j] = (float)p->labels.data[ex];
   }
   return 0;
@@ -87,12 +81,10 @@ static int mnist_fill(void *user, const int64_t pos[4], float *const *out, char 
 static void mnist_destroy(dl_layer *l) {
   mnist_priv *p = l->priv;
   if (!p) return;
-  dl_prefetch_free(p->pf); /* joins the thread before the data it reads goes away */
+  dl_batcher_free(&p->b); /* joins the thread before the data it reads goes away */
   dl_idx_free(&p->images);
   dl_idx_free(&p->labels);
-  dl_order_free(&p->order);
   dl_transform_free(&p->tf);
-  free(p->batch_idx);
   free(p);
   l->priv = NULL;
 }
@@ -133,10 +125,10 @@ static dl_status mnist_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
       p->images.dims[2] > (1u << 15))
     return dl_layer_error(l, DL_EDATA, "'%s': %u images of %ux%u is more than supported", images,
                           p->images.dims[0], p->images.dims[1], p->images.dims[2]);
-  p->n = (int)p->images.dims[0];
-  if (prm->max_examples > 0 && prm->max_examples < p->n) p->n = prm->max_examples;
+  p->b.n = (int)p->images.dims[0];
+  if (prm->max_examples > 0 && prm->max_examples < p->b.n) p->b.n = prm->max_examples;
   p->pixels = (size_t)p->images.dims[1] * p->images.dims[2];
-  p->batch = prm->batch_size;
+  p->b.batch = prm->batch_size;
   dl_transform_param tp = {.scale = prm->scale,
                            .mean_value = {1, {prm->mean}},
                            .mirror = prm->mirror,
@@ -144,23 +136,16 @@ static dl_status mnist_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
                            .pad = prm->pad};
   if ((st = dl_transform_init(&p->tf, l, &tp, 1, (int)p->images.dims[1], (int)p->images.dims[2])))
     return st;
-  dl_cursor_init(p->cursor, p->n);
-  p->batch_idx = dl_malloc((size_t)p->batch * sizeof *p->batch_idx);
-  if (!p->batch_idx) return DL_ENOMEM;
-  if ((st = dl_order_init(&p->order, p->n, dl_data_shuffles(l, prm->shuffle), dl_data_key(l))))
-    return st;
-  size_t counts[2] = {(size_t)p->batch * p->tf.out_h * p->tf.out_w, (size_t)p->batch};
-  if ((st = dl_prefetch_create(l, 2, counts, mnist_fill, p, &p->pf))) return st;
-  dl_prefetch_start(p->pf, p->cursor);
-  return DL_OK;
+  size_t counts[2] = {(size_t)p->b.batch * p->tf.out_h * p->tf.out_w, (size_t)p->b.batch};
+  return dl_batcher_init(&p->b, l, p->b.n, p->b.batch, prm->shuffle, 2, counts, mnist_fill, p);
 }
 
 static dl_status mnist_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                                int nt) {
   (void)bottom, (void)nb;
   const mnist_priv *p = l->priv;
-  dl_status st = dl_blob_reshape4(top[0], p->batch, 1, p->tf.out_h, p->tf.out_w);
-  if (!st && nt > 1) st = dl_blob_reshape(top[1], 1, (int[]){p->batch});
+  dl_status st = dl_blob_reshape4(top[0], p->b.batch, 1, p->tf.out_h, p->tf.out_w);
+  if (!st && nt > 1) st = dl_blob_reshape(top[1], 1, (int[]){p->b.batch});
   return st;
 }
 
@@ -168,37 +153,17 @@ static dl_status mnist_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
                                int nt) {
   (void)bottom, (void)nb;
   mnist_priv *p = l->priv;
-  float *const *batch;
-  char err[400];
-  dl_status st = dl_prefetch_wait(p->pf, &batch, err, sizeof err);
-  if (st) {
-    dl_prefetch_start(p->pf, p->cursor); /* a later forward retries the same batch */
-    return dl_layer_error(l, st, "%s", err);
-  }
-  dl_cursor_advance(p->cursor, p->n, p->batch);
-  dl_prefetch_start(p->pf, p->cursor); /* fills the other buffer while we copy this one */
-  memcpy(dl_data(top[0]), batch[0], top[0]->count * sizeof(float));
-  if (nt > 1) memcpy(dl_data(top[1]), batch[1], top[1]->count * sizeof(float));
-  return DL_OK;
+  return dl_batcher_forward(l, &p->b, top, nt);
 }
 
 static void mnist_get_cursor(dl_layer *l, int64_t cursor[4]) {
   const mnist_priv *p = l->priv;
-  memcpy(cursor, p->cursor, sizeof p->cursor);
+  dl_batcher_get_cursor(&p->b, cursor);
 }
 
 static dl_status mnist_set_cursor(dl_layer *l, const int64_t cursor[4]) {
   mnist_priv *p = l->priv;
-  dl_status st = dl_cursor_check(l, cursor, p->n);
-  if (st) return st;
-  dl_prefetch_cancel(p->pf); /* the read-ahead batch is for the old position */
-  /* Resuming: the snapshot's seed replaces the one the order was made with. */
-  dl_order_rekey(&p->order, dl_data_key(l));
-  dl_transform_rekey(&p->tf, l);
-  p->cursor[0] = cursor[0];
-  p->cursor[1] = cursor[1];
-  dl_prefetch_start(p->pf, p->cursor);
-  return DL_OK;
+  return dl_batcher_set_cursor(l, &p->b, cursor, &p->tf);
 }
 
 const dl_layer_ops dl_layer_mnist_data = {
