@@ -7,6 +7,7 @@
 #include "core/filler.h"
 #include "core/layer.h"
 #include "core/math.h"
+#include "layers/axis_span.h"
 
 typedef struct {
   int axis, num_axes;
@@ -40,47 +41,28 @@ typedef struct {
   size_t capacity;          /* floats x_copy holds */
 } scale_priv;
 
-/* The learned s spans x's axes [axis, axis + num_axes). */
-static dl_status learned_shape(dl_layer *l, const dl_blob *x, scale_priv *s) {
-  const scale_param *p = l->param;
-  char buf[128];
-  int axis = dl_blob_axis(x, p->axis);
-  if (axis < 0)
-    return dl_layer_error(l, DL_ECONFIG, "axis %d is out of range for the %d-axis input %s",
-                          p->axis, x->ndim, dl_blob_shape_str(x, buf, sizeof buf));
-  int n = p->num_axes < 0 ? x->ndim - axis : p->num_axes;
-  if (axis + n > x->ndim)
-    return dl_layer_error(
-        l, DL_ECONFIG, "axis %d with num_axes %d needs %d axes, but the input %s has %d", p->axis,
-        p->num_axes, axis + n, dl_blob_shape_str(x, buf, sizeof buf), x->ndim);
-  s->axis = axis;
-  s->sdim = n;
-  for (int i = 0; i < n; i++)
-    s->sshape[i] = x->shape[axis + i];
-  return DL_OK;
+/* Where the parameter lies in x, into the priv's fields. */
+static void keep_span(const dl_axis_span *span, scale_priv *s) {
+  s->axis = span->axis;
+  s->sdim = span->ndim;
+  for (int i = 0; i < span->ndim; i++)
+    s->sshape[i] = span->shape[i];
 }
 
-/* The second bottom's shape must equal x's axes [axis, axis + its ndim). A 0-d
- * one is a scalar (axis is then ignored, as in Caffe). */
-static dl_status bottom_shape(dl_layer *l, const dl_blob *x, const dl_blob *sb, scale_priv *s) {
+static dl_status learned_shape(dl_layer *l, const dl_blob *x, scale_priv *s) {
   const scale_param *p = l->param;
-  char a[128], b[128];
-  int axis = sb->ndim == 0 ? 0 : dl_blob_axis(x, p->axis);
-  if (axis < 0)
-    return dl_layer_error(l, DL_ECONFIG, "axis %d is out of range for the %d-axis input %s",
-                          p->axis, x->ndim, dl_blob_shape_str(x, a, sizeof a));
-  int ok = axis + sb->ndim <= x->ndim;
-  for (int i = 0; ok && i < sb->ndim; i++)
-    ok = sb->shape[i] == x->shape[axis + i];
-  if (!ok)
-    return dl_layer_error(
-        l, DL_ECONFIG, "the scale bottom %s must match the input %s from axis %d on",
-        dl_blob_shape_str(sb, b, sizeof b), dl_blob_shape_str(x, a, sizeof a), axis);
-  s->axis = axis;
-  s->sdim = sb->ndim;
-  for (int i = 0; i < sb->ndim; i++)
-    s->sshape[i] = sb->shape[i];
-  return DL_OK;
+  dl_axis_span span;
+  dl_status st = dl_axis_span_learned(l, x, p->axis, p->num_axes, &span);
+  if (!st) keep_span(&span, s);
+  return st;
+}
+
+static dl_status bottom_shape(dl_layer *l, const dl_blob *x, const dl_blob *b, scale_priv *s) {
+  const scale_param *p = l->param;
+  dl_axis_span span;
+  dl_status st = dl_axis_span_bottom(l, x, b, p->axis, "scale", &span);
+  if (!st) keep_span(&span, s);
+  return st;
 }
 
 static dl_status scale_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
