@@ -173,9 +173,7 @@ dl_status dl_solver_step(dl_solver *s, double *loss_out) {
   }
   loss /= s->param.iter_size;
   double lr = dl_lr_at(&s->param, s->iter);
-  if (!isfinite(loss) || !dl_all_finite(net->param_count, dl_mem_host(net->flat_diff)))
-    return diverged(s, loss, lr);
-  dl_solver_update(s, lr);
+  if (!isfinite(loss) || !dl_solver_update(s, lr)) return diverged(s, loss, lr);
   /* Smoothed loss over the last average_loss iterations. */
   int k = s->param.average_loss;
   s->loss_window[s->losses_seen % k] = (float)loss;

@@ -106,8 +106,9 @@ dl_status dl_solver_test(dl_solver *s, double *means);
 
 /* Internal to solvers/: the update of the flat weights from the flat
  * gradients (scaled by 1/iter_size, clipped, regularized) at rate `lr`. The
- * gradient buffer is left as the net wrote it. */
-void dl_solver_update(dl_solver *s, double lr);
+ * gradient buffer is left as the net wrote it. Returns 0, stopping early,
+ * when a gradient is NaN or infinite (checked in the same pass). */
+int dl_solver_update(dl_solver *s, double lr);
 
 /* Snapshot to <prefix>_iter_<N>.dlsnap (atomically), keeping the last K. */
 dl_status dl_solver_snapshot(dl_solver *s);

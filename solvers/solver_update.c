@@ -4,6 +4,7 @@
  * temporaries, so an update runs at memory bandwidth. docs/solvers.md has the
  * formulas. */
 #include <math.h>
+#include <stdatomic.h>
 
 #include "core/math.h"
 #include "core/parallel.h"
@@ -149,25 +150,36 @@ typedef struct {
   upd_fn fn;
   float *w, *h0, *h1;
   const float *g;
+  size_t n;
+  atomic_int bad; /* a non-finite gradient was seen */
 } blob_job;
 
+/* Checks each 16 KiB chunk of the gradient for NaN/inf while it is in cache,
+ * then updates it: one pass over memory instead of two. A bad chunk stops
+ * the part; the caller reports divergence (the weights no longer matter). */
 static void update_range(void *arg, int lo, int hi) {
-  const blob_job *j = arg;
-  size_t a = (size_t)lo * 4096, b = (size_t)hi * 4096;
-  j->fn(j->u, b - a, j->w + a, j->g + a, j->h0 + a, j->h1 ? j->h1 + a : NULL);
+  blob_job *j = arg;
+  for (size_t a = (size_t)lo * 4096; a < (size_t)hi * 4096 && a < j->n; a += 4096) {
+    size_t m = j->n - a < 4096 ? j->n - a : 4096;
+    if (!dl_all_finite(m, j->g + a)) {
+      atomic_store_explicit(&j->bad, 1, memory_order_relaxed);
+      return;
+    }
+    j->fn(j->u, m, j->w + a, j->g + a, j->h0 + a, j->h1 ? j->h1 + a : NULL);
+  }
 }
 
-static void update_blob(upd u, upd_fn fn, size_t n, float *w, const float *g, float *h0,
-                        float *h1) {
-  size_t chunks = n / 4096; /* whole 16 KiB chunks in parallel, the tail here */
-  blob_job j = {u, fn, w, h0, h1, g};
-  if (chunks >= 16) dl_parallel_for((int)chunks, 8, update_range, &j);
-  else chunks = 0;
-  size_t done = chunks * 4096;
-  if (done < n) fn(u, n - done, w + done, g + done, h0 + done, h1 ? h1 + done : NULL);
+/* Returns 0 when a gradient value was not finite (parts of the blob may then
+ * be updated, others not: training stops, the last snapshot is what counts). */
+static int update_blob(upd u, upd_fn fn, size_t n, float *w, const float *g, float *h0,
+                       float *h1) {
+  blob_job j = {u, fn, w, h0, h1, g, n, 0};
+  int chunks = (int)((n + 4095) / 4096);
+  dl_parallel_for(chunks, 16, update_range, &j);
+  return !atomic_load(&j.bad);
 }
 
-void dl_solver_update(dl_solver *s, double lr) {
+int dl_solver_update(dl_solver *s, double lr) {
   dl_net *net = s->train;
   const dl_solver_param *p = &s->param;
   float *w = dl_mem_host_mut(net->flat_data), *h = dl_mem_host_mut(s->history);
@@ -192,6 +204,7 @@ void dl_solver_update(dl_solver *s, double lr) {
     u.wd = decoupled ? u.rate * decay : 0;
     u.adam_rate = u.rate * corr;
     float *h1 = rules[type].slots > 1 ? h + total + off : NULL;
-    update_blob(u, rules[type].fn, n, w + off, g + off, h + off, h1);
+    if (!update_blob(u, rules[type].fn, n, w + off, g + off, h + off, h1)) return 0;
   }
+  return 1;
 }
