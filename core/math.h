@@ -32,6 +32,12 @@ void dl_tanh(size_t n, const float *x, float *y);
 void dl_sigmoid_grad(size_t n, const float *y, const float *dy, float *dx);
 void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx);
 
+/* y = x > 0 ? x : slope x; dx = y > 0 ? dy : slope dy. Branch-free (signs of
+ * activations are random, so a branch mispredicts half the time), vectorized,
+ * threaded; y may alias x and dx may alias dy. */
+void dl_relu(size_t n, float slope, const float *x, float *y);
+void dl_relu_grad(size_t n, float slope, const float *y, const float *dy, float *dx);
+
 /* One place sets the thread count, for OpenBLAS and our own loops. */
 void dl_set_threads(int n);
 int dl_get_threads(void);

@@ -325,17 +325,19 @@ static void grad_range(void *arg, int lo, int hi) {
   const grad_job *j = arg;
   size_t a = (size_t)lo * 4096, b = (size_t)hi * 4096;
   if (b > j->n) b = j->n;
-  for (size_t i = a; i < b; i += DL_VBLOCK) {
-    size_t m = b - i < DL_VBLOCK ? b - i : DL_VBLOCK;
-    float t[DL_VBLOCK] = {0}, y[DL_VBLOCK] = {0};
-    memcpy(t, j->dy + i, m * sizeof(float));
-    memcpy(y, j->y + i, m * sizeof(float));
+  size_t i = a;
+  for (; i + DL_VBLOCK <= b; i += DL_VBLOCK) { /* fixed-size copies are inlined */
+    float t[DL_VBLOCK], y[DL_VBLOCK];
+    memcpy(t, j->dy + i, sizeof t);
+    memcpy(y, j->y + i, sizeof y);
     if (j->tanh)
       for (int q = 0; q < DL_VBLOCK; q++) t[q] *= 1.0f - y[q] * y[q];
     else
       for (int q = 0; q < DL_VBLOCK; q++) t[q] *= y[q] * (1.0f - y[q]);
-    memcpy(j->dx + i, t, m * sizeof(float));
+    memcpy(j->dx + i, t, sizeof t);
   }
+  for (; i < b; i++)
+    j->dx[i] = j->dy[i] * (j->tanh ? 1.0f - j->y[i] * j->y[i] : j->y[i] * (1.0f - j->y[i]));
 }
 
 static void act_grad(int tanh, size_t n, const float *y, const float *dy, float *dx) {
@@ -347,3 +349,35 @@ void dl_sigmoid_grad(size_t n, const float *y, const float *dy, float *dx) {
   act_grad(0, n, y, dy, dx);
 }
 void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx) { act_grad(1, n, y, dy, dx); }
+
+typedef struct {
+  float slope;
+  const float *sel, *in; /* sign from sel, value from in */
+  float *out;
+  size_t n;
+} relu_job;
+
+static void relu_range(void *arg, int lo, int hi) {
+  const relu_job *j = arg;
+  size_t a = (size_t)lo * 4096, b = (size_t)hi * 4096;
+  if (b > j->n) b = j->n;
+  size_t i = a;
+  for (; i + DL_VBLOCK <= b; i += DL_VBLOCK) { /* fixed-size copies are inlined */
+    float s[DL_VBLOCK], v[DL_VBLOCK];
+    memcpy(s, j->sel + i, sizeof s);
+    memcpy(v, j->in + i, sizeof v);
+    for (int q = 0; q < DL_VBLOCK; q++) v[q] = dl_vpick(s[q] > 0, v[q], j->slope * v[q]);
+    memcpy(j->out + i, v, sizeof v);
+  }
+  for (; i < b; i++) j->out[i] = dl_vpick(j->sel[i] > 0, j->in[i], j->slope * j->in[i]);
+}
+
+static void relu_map(float slope, size_t n, const float *sel, const float *in, float *out) {
+  relu_job j = {slope, sel, in, out, n};
+  dl_parallel_for((int)((n + 4095) / 4096), 8, relu_range, &j);
+}
+
+void dl_relu(size_t n, float slope, const float *x, float *y) { relu_map(slope, n, x, x, y); }
+void dl_relu_grad(size_t n, float slope, const float *y, const float *dy, float *dx) {
+  relu_map(slope, n, y, dy, dx);
+}

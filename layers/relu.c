@@ -1,5 +1,6 @@
 /* ReLU: y = max(x, 0) + negative_slope * min(x, 0) (leaky when slope > 0). */
 #include "core/layer.h"
+#include "core/math.h"
 
 typedef struct {
   float negative_slope;
@@ -23,8 +24,7 @@ static dl_status relu_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
   const relu_param *p = l->param;
   const float *x = dl_cdata(bottom[0]); /* (count) */
   float *y = dl_data(top[0]);           /* (count), may alias x */
-  float s = p->negative_slope;
-  for (size_t i = 0; i < bottom[0]->count; i++) y[i] = x[i] > 0 ? x[i] : s * x[i];
+  dl_relu(bottom[0]->count, p->negative_slope, x, y);
   return DL_OK;
 }
 
@@ -37,8 +37,7 @@ static void relu_backward(dl_layer *l, dl_blob *const *top, int nt, const int *p
   const relu_param *p = l->param;
   const float *y = dl_cdata(top[0]), *dy = dl_cdiff(top[0]);
   float *dx = dl_diff(bottom[0]);
-  float s = p->negative_slope;
-  for (size_t i = 0; i < top[0]->count; i++) dx[i] = y[i] > 0 ? dy[i] : s * dy[i];
+  dl_relu_grad(top[0]->count, p->negative_slope, y, dy, dx);
 }
 
 const dl_layer_ops dl_layer_relu = {
