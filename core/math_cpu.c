@@ -331,9 +331,11 @@ static void grad_range(void *arg, int lo, int hi) {
     memcpy(t, j->dy + i, sizeof t);
     memcpy(y, j->y + i, sizeof y);
     if (j->tanh)
-      for (int q = 0; q < DL_VBLOCK; q++) t[q] *= 1.0f - y[q] * y[q];
+      for (int q = 0; q < DL_VBLOCK; q++)
+        t[q] *= 1.0f - y[q] * y[q];
     else
-      for (int q = 0; q < DL_VBLOCK; q++) t[q] *= y[q] * (1.0f - y[q]);
+      for (int q = 0; q < DL_VBLOCK; q++)
+        t[q] *= y[q] * (1.0f - y[q]);
     memcpy(j->dx + i, t, sizeof t);
   }
   for (; i < b; i++)
@@ -348,7 +350,9 @@ static void act_grad(int tanh, size_t n, const float *y, const float *dy, float 
 void dl_sigmoid_grad(size_t n, const float *y, const float *dy, float *dx) {
   act_grad(0, n, y, dy, dx);
 }
-void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx) { act_grad(1, n, y, dy, dx); }
+void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx) {
+  act_grad(1, n, y, dy, dx);
+}
 
 typedef struct {
   float slope;
@@ -366,10 +370,12 @@ static void relu_range(void *arg, int lo, int hi) {
     float s[DL_VBLOCK], v[DL_VBLOCK];
     memcpy(s, j->sel + i, sizeof s);
     memcpy(v, j->in + i, sizeof v);
-    for (int q = 0; q < DL_VBLOCK; q++) v[q] = dl_vpick(s[q] > 0, v[q], j->slope * v[q]);
+    for (int q = 0; q < DL_VBLOCK; q++)
+      v[q] = dl_vpick(s[q] > 0, v[q], j->slope * v[q]);
     memcpy(j->out + i, v, sizeof v);
   }
-  for (; i < b; i++) j->out[i] = dl_vpick(j->sel[i] > 0, j->in[i], j->slope * j->in[i]);
+  for (; i < b; i++)
+    j->out[i] = dl_vpick(j->sel[i] > 0, j->in[i], j->slope * j->in[i]);
 }
 
 static void relu_map(float slope, size_t n, const float *sel, const float *in, float *out) {

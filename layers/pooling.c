@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "core/parallel.h"
 
 enum { POOL_MAX, POOL_AVE };
 static const char *const pool_names[] = {"max", "ave", NULL};
@@ -220,21 +221,34 @@ static void ave_plane(const pool_priv *s, const float *x, float *y) {
     }
 }
 
+/* Planes are independent, so the threads take whole planes. */
+typedef struct {
+  const pool_priv *s;
+  int max;
+  const float *x, *dy; /* forward: x (planes, h, w); backward: dy (planes, oh, ow) */
+  float *y, *dx;       /* forward: y (planes, oh, ow); backward: dx (planes, h, w) */
+} pool_job;
+
+static void forward_planes(void *arg, int c0, int c1) {
+  const pool_job *j = arg;
+  const pool_priv *s = j->s;
+  size_t in = (size_t)s->h * s->w, out = (size_t)s->oh * s->ow;
+  for (int c = c0; c < c1; c++) {
+    if (j->max)
+      max_plane(s, j->x + c * in, j->y + c * out, s->mask + c * out);
+    else
+      ave_plane(s, j->x + c * in, j->y + c * out);
+  }
+}
+
 static dl_status pool_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                               int nt) {
   (void)nb, (void)nt;
   const pool_param *p = l->param;
   const pool_priv *s = l->priv;
-  size_t in = (size_t)s->h * s->w, out = (size_t)s->oh * s->ow;
-  DL_ASSERT(bottom[0]->count == (size_t)s->planes * in); /* reshape ran */
-  const float *x = dl_cdata(bottom[0]);                  /* (planes, h, w) */
-  float *y = dl_data(top[0]);                            /* (planes, oh, ow) */
-  for (int c = 0; c < s->planes; c++) {
-    if (p->pool == POOL_MAX)
-      max_plane(s, x + c * in, y + c * out, s->mask + c * out);
-    else
-      ave_plane(s, x + c * in, y + c * out);
-  }
+  DL_ASSERT(bottom[0]->count == (size_t)s->planes * s->h * s->w); /* reshape ran */
+  pool_job j = {s, p->pool == POOL_MAX, dl_cdata(bottom[0]), NULL, dl_data(top[0]), NULL};
+  dl_parallel_for(s->planes, 8, forward_planes, &j);
   return DL_OK;
 }
 
@@ -254,25 +268,30 @@ static void ave_plane_backward(const pool_priv *s, const float *dy, float *dx) {
 
 /* max: dx[argmax] += dy; ave: dx[window] += dy / area. dx is cleared first
  * (bottom diffs are overwritten), then overlapping windows add up. */
+static void backward_planes(void *arg, int c0, int c1) {
+  const pool_job *j = arg;
+  const pool_priv *s = j->s;
+  size_t in = (size_t)s->h * s->w, out = (size_t)s->oh * s->ow;
+  memset(j->dx + c0 * in, 0, (size_t)(c1 - c0) * in * sizeof(float));
+  for (int c = c0; c < c1; c++) {
+    if (j->max) {
+      const int *mask = s->mask + c * out; /* (oh, ow) */
+      for (size_t k = 0; k < out; k++)
+        j->dx[c * in + mask[k]] += j->dy[c * out + k];
+    } else {
+      ave_plane_backward(s, j->dy + c * out, j->dx + c * in);
+    }
+  }
+}
+
 static void pool_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
                           dl_blob *const *bottom, int nb) {
   (void)nt, (void)nb;
   if (!propagate_down[0]) return;
   const pool_param *p = l->param;
   const pool_priv *s = l->priv;
-  size_t in = (size_t)s->h * s->w, out = (size_t)s->oh * s->ow;
-  const float *dy = dl_cdiff(top[0]); /* (planes, oh, ow) */
-  float *dx = dl_diff(bottom[0]);     /* (planes, h, w) */
-  memset(dx, 0, bottom[0]->count * sizeof(float));
-  for (int c = 0; c < s->planes; c++) {
-    if (p->pool == POOL_MAX) {
-      const int *mask = s->mask + c * out; /* (oh, ow) */
-      for (size_t k = 0; k < out; k++)
-        dx[c * in + mask[k]] += dy[c * out + k];
-    } else {
-      ave_plane_backward(s, dy + c * out, dx + c * in);
-    }
-  }
+  pool_job j = {s, p->pool == POOL_MAX, NULL, dl_cdiff(top[0]), NULL, dl_diff(bottom[0])};
+  dl_parallel_for(s->planes, 8, backward_planes, &j);
 }
 
 const dl_layer_ops dl_layer_pooling = {

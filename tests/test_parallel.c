@@ -93,6 +93,50 @@ START_TEST(threaded_conv_matches_serial) {
 }
 END_TEST
 
+/* Layers whose threads split independent elements or planes give the same
+ * bits at 1 and 2 threads, forward and backward. Sizes are large enough to be
+ * split, with ragged tails. */
+START_TEST(threaded_layers_match_serial_bitwise) {
+  static const char *const cfgs[] = {
+      "{name: p, type: Pooling, pool: max, kernel_size: 3, stride: 2}",
+      "{name: p, type: Pooling, pool: ave, kernel_size: 3, stride: 2, pad: 1}",
+      "{name: r, type: ReLU, negative_slope: 0.1}",
+      "{name: s, type: Sigmoid}",
+      "{name: t, type: TanH}",
+      "{name: s, type: Softmax}",
+  };
+  for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+    float *res[2][2];
+    size_t ny = 0, nx = 0;
+    for (int threads = 1; threads <= 2; threads++) {
+      dl_set_threads(threads);
+      dl_blob *x = dl_test_blob("x", 4, (int[]){7, 13, 21, 19}, -3, 3, 9), *y = dl_blob_new("y");
+      dl_layer *l = dl_test_layer(cfgs[c], &x, 1, &y, 1);
+      ck_assert(l->ops->forward(l, &x, 1, &y, 1) == DL_OK);
+      float *dy = dl_diff(y);
+      for (size_t i = 0; i < y->count; i++)
+        dy[i] = (float)((i * 29) % 13) / 13.0f - 0.5f;
+      l->ops->backward(l, &y, 1, (int[]){1}, &x, 1);
+      ny = y->count, nx = x->count;
+      res[threads - 1][0] = malloc(ny * sizeof(float));
+      res[threads - 1][1] = malloc(nx * sizeof(float));
+      memcpy(res[threads - 1][0], dl_cdata(y), ny * sizeof(float));
+      memcpy(res[threads - 1][1], dl_cdiff(x), nx * sizeof(float));
+      dl_layer_free(l);
+      dl_blob_free(x);
+      dl_blob_free(y);
+    }
+    ck_assert_msg(memcmp(res[0][0], res[1][0], ny * sizeof(float)) == 0, "%s: forward differs",
+                  cfgs[c]);
+    ck_assert_msg(memcmp(res[0][1], res[1][1], nx * sizeof(float)) == 0, "%s: backward differs",
+                  cfgs[c]);
+    for (int t = 0; t < 2; t++)
+      free(res[t][0]), free(res[t][1]);
+  }
+  dl_set_threads(1);
+}
+END_TEST
+
 START_TEST(all_finite_finds_nan_and_inf) {
   float v[37] = {0};
   ck_assert(dl_all_finite(37, v));
@@ -112,6 +156,7 @@ Suite *suite_parallel(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, split_gemm_matches_reference);
   tcase_add_test(tc, threaded_conv_matches_serial);
+  tcase_add_test(tc, threaded_layers_match_serial_bitwise);
   tcase_add_test(tc, all_finite_finds_nan_and_inf);
   suite_add_tcase(s, tc);
   return s;
