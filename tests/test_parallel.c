@@ -110,7 +110,7 @@ START_TEST(threaded_layers_match_serial_bitwise) {
     size_t ny = 0, nx = 0;
     for (int threads = 1; threads <= 2; threads++) {
       dl_set_threads(threads);
-      dl_blob *x = dl_test_blob("x", 4, (int[]){7, 13, 21, 19}, -3, 3, 9), *y = dl_blob_new("y");
+      dl_blob *x = dl_test_blob("x", 4, (int[]){37, 13, 41, 19}, -3, 3, 9), *y = dl_blob_new("y");
       dl_layer *l = dl_test_layer(cfgs[c], &x, 1, &y, 1);
       ck_assert(l->ops->forward(l, &x, 1, &y, 1) == DL_OK);
       float *dy = dl_diff(y);
