@@ -38,6 +38,11 @@ void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx);
 void dl_relu(size_t n, float slope, const float *x, float *y);
 void dl_relu_grad(size_t n, float slope, const float *y, const float *dy, float *dx);
 
+/* y (M x N) += 1 b^T: b added to every row; db (N) += column sums of dy (M x N).
+ * Threaded (by rows, by columns), vectorized. */
+void dl_add_bias_rows(int M, int N, const float *b, float *y);
+void dl_sum_rows(int M, int N, const float *dy, float *db);
+
 /* One place sets the thread count, for OpenBLAS and our own loops. */
 void dl_set_threads(int n);
 int dl_get_threads(void);

@@ -387,3 +387,36 @@ void dl_relu(size_t n, float slope, const float *x, float *y) { relu_map(slope, 
 void dl_relu_grad(size_t n, float slope, const float *y, const float *dy, float *dx) {
   relu_map(slope, n, y, dy, dx);
 }
+
+typedef struct {
+  int M, N;
+  const float *src;
+  float *dst;
+} rows_job;
+
+static void add_bias_range(void *arg, int lo, int hi) {
+  const rows_job *j = arg;
+  for (int i = lo; i < hi; i++) {
+    float *y = j->dst + (size_t)i * j->N;
+    for (int k = 0; k < j->N; k++) y[k] += j->src[k];
+  }
+}
+
+void dl_add_bias_rows(int M, int N, const float *b, float *y) {
+  rows_job j = {M, N, b, y};
+  dl_parallel_for(M, 1 + 65536 / (N + 1), add_bias_range, &j);
+}
+
+/* Columns [lo, hi) of every row, accumulated row by row (contiguous reads). */
+static void sum_rows_range(void *arg, int lo, int hi) {
+  const rows_job *j = arg;
+  for (int i = 0; i < j->M; i++) {
+    const float *r = j->src + (size_t)i * j->N;
+    for (int k = lo; k < hi; k++) j->dst[k] += r[k];
+  }
+}
+
+void dl_sum_rows(int M, int N, const float *dy, float *db) {
+  rows_job j = {M, N, dy, db};
+  dl_parallel_for(N, (int)(1 + 65536 / ((size_t)M + 1)), sum_rows_range, &j);
+}

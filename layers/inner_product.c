@@ -90,11 +90,7 @@ static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
   int M = s->M, N = p->num_output, K = s->K;
   float *y = dl_data(top[0]);
   dl_gemm(0, 1, M, N, K, 1.0f, dl_cdata(bottom[0]), dl_cdata(l->params[0]), 0.0f, y);
-  if (p->bias_term) {
-    const float *b = dl_cdata(l->params[1]); /* (N) */
-    for (int i = 0; i < M; i++)
-      for (int j = 0; j < N; j++) y[(size_t)i * N + j] += b[j];
-  }
+  if (p->bias_term) dl_add_bias_rows(M, N, dl_cdata(l->params[1]), y);
   return DL_OK;
 }
 
@@ -107,11 +103,7 @@ static void ip_backward(dl_layer *l, dl_blob *const *top, int nt, const int *pro
   int M = s->M, N = p->num_output, K = s->K;
   const float *dy = dl_cdiff(top[0]); /* (M x N) */
   dl_gemm(1, 0, N, K, M, 1.0f, dy, dl_cdata(bottom[0]), 1.0f, dl_diff(l->params[0]));
-  if (p->bias_term) {
-    float *db = dl_diff(l->params[1]);
-    for (int i = 0; i < M; i++)
-      for (int j = 0; j < N; j++) db[j] += dy[(size_t)i * N + j];
-  }
+  if (p->bias_term) dl_sum_rows(M, N, dy, dl_diff(l->params[1]));
   if (propagate_down[0])
     dl_gemm(0, 0, M, K, N, 1.0f, dy, dl_cdata(l->params[0]), 0.0f, dl_diff(bottom[0]));
 }
