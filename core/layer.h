@@ -35,6 +35,8 @@ typedef struct dl_ctx {
   int64_t iter;   /* current training iteration (for counter-based RNG) */
   int substep;    /* forward pass number within the iteration (iter_size) */
   int threads;
+  int batch; /* > 0: replaces every data layer's batch size when the net is built
+              * (dltrain bench --batch; see dl_net_layer_batch in core/net.h) */
 } dl_ctx;
 
 typedef struct dl_layer dl_layer;

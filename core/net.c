@@ -539,6 +539,49 @@ static void hash_structure(dl_net *net) {
   net->structure_hash = h;
 }
 
+/* ---- batch size ---------------------------------------------------------- */
+
+static const dl_param_spec *find_spec(const dl_param_spec *schema, const char *key, dl_ptype type) {
+  for (const dl_param_spec *s = schema; s && s->key; s++)
+    if (s->type == type && strcmp(s->key, key) == 0) return s;
+  return NULL;
+}
+
+int *dl_layer_batch_slot(dl_layer *l) {
+  const dl_param_spec *schema = l->ops->schema, *s;
+  char *param = l->param;
+  if (!(l->ops->flags & DL_LAYER_DATA) || !param) return NULL;
+  if ((s = find_spec(schema, "batch_size", DL_PT_INT))) return (int *)(param + s->offset);
+  if ((s = find_spec(schema, "shape", DL_PT_INTS))) {
+    dl_ints *shape = (dl_ints *)(param + s->offset);
+    const dl_param_spec *ax = find_spec(schema, "batch_axis", DL_PT_INT);
+    int axis = ax ? *(const int *)(param + ax->offset) : 0;
+    return axis >= 0 && axis < shape->n ? &shape->v[axis] : NULL;
+  }
+  return NULL;
+}
+
+int dl_net_batch_size(const dl_net *net) {
+  for (int i = 0; i < net->nsteps; i++) {
+    int *b = dl_layer_batch_slot(net->steps[i].layer);
+    if (b) return *b;
+  }
+  return 0;
+}
+
+/* ctx->batch > 0 replaces a data layer's batch size (before setup sizes its tops). */
+static dl_status override_batch(const dl_net *net, dl_layer *l) {
+  if (!net->ctx || net->ctx->batch <= 0 || !(l->ops->flags & DL_LAYER_DATA)) return DL_OK;
+  int *b = dl_layer_batch_slot(l);
+  if (!b)
+    return dl_layer_error(l, DL_ECONFIG,
+                          "cannot set its batch size to %d: it has no batch_size parameter (nor a "
+                          "shape with batch_axis)",
+                          net->ctx->batch);
+  *b = net->ctx->batch;
+  return DL_OK;
+}
+
 static dl_status build(dl_net *net, const dl_ydoc *doc) {
   const dl_ynode *root = doc->root;
   dl_loc loc = dl_yloc(doc, root);
@@ -583,6 +626,7 @@ static dl_status build(dl_net *net, const dl_ydoc *doc) {
           break;
         }
     }
+    if (!st && active) st = override_batch(net, l);
     if (!st && active) {
       st = add_pending(&b, node, l);
       if (!st) l = NULL;

@@ -66,6 +66,15 @@ dl_layer *dl_net_layer(const dl_net *net, const char *name);
 /* Layer/param of the k-th learnable parameter, for reports. */
 const char *dl_net_param_name(const dl_net *net, int k);
 
+/* The batch size of a data layer, found through its schema: the `batch_size`
+ * parameter (MnistData, CifarData, ImageData, CsvData, TokenData's N streams),
+ * or `shape[batch_axis]` (SyntheticData). A pointer into the layer's parameters,
+ * so that building a net with ctx->batch > 0 can replace it before setup; NULL
+ * for a layer without one. */
+int *dl_layer_batch_slot(dl_layer *l);
+/* The batch size the net's first data layer produces (0: no data layer). */
+int dl_net_batch_size(const dl_net *net);
+
 /* The table printed at start: layer, type, tops, params, memory. */
 void dl_net_print_summary(const dl_net *net, FILE *f);
 size_t dl_net_activation_bytes(const dl_net *net);

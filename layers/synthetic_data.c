@@ -12,6 +12,7 @@ static const char *const syn_fill_names[] = {"gaussian", "uniform", "constant", 
 
 typedef struct {
   dl_ints shape;
+  int batch_axis;
   int num_classes;
   int fill;
   float value;
@@ -22,10 +23,15 @@ typedef struct {
 
 static const dl_param_spec syn_schema[] = {
     DL_P_INTS(syn_param, shape, NULL, 1, 1 << 30,
-              "shape of the data top, batch first: [64, 3, 32, 32]",
+              "shape of the data top, batch first (see batch_axis): [64, 3, 32, 32]",
               "dummy_data_param { shape { dim } }"),
+    DL_P_INT(syn_param, batch_axis, "0", 0, DL_MAX_AXES - 1,
+             "which axis of shape is the batch: 0, or 1 for time-major sequences (T, N); the "
+             "label top has shape's axes up to this one, and `dltrain bench --batch` changes it",
+             "(none)"),
     DL_P_INT(syn_param, num_classes, "0", 0, 1 << 30,
-             "0: no label top; > 0: a label top (N) of random classes in [0, num_classes)",
+             "0: no label top; > 0: a label top (N, or T x N with batch_axis 1) of random "
+             "classes in [0, num_classes)",
              "(none)"),
     DL_P_ENUM(syn_param, fill, "gaussian", syn_fill_names,
               "how the data is drawn (classes: integers in [0, num_classes), e.g. token ids for "
@@ -49,15 +55,15 @@ static const dl_param_spec syn_schema[] = {
 typedef struct {
   syn_param prm;
   uint64_t key;
-  size_t count; /* floats in one data batch */
-  int batch;
+  size_t count;       /* floats in one data batch */
+  size_t nlabels;     /* shape[0] x ... x shape[batch_axis] */
   int64_t cursor[4];  /* {the next batch's number, 0, 0, 0} */
   dl_prefetch *pf;    /* fixed: NULL */
   float *fixed_data;  /* fixed: (count) */
-  float *fixed_label; /* fixed: (batch) */
+  float *fixed_label; /* fixed: (nlabels) */
 } syn_priv;
 
-/* Batch number `k` into data (count) and label (batch). Separate streams for
+/* Batch number `k` into data (count) and label (nlabels). Separate streams for
  * data and labels, so the labels do not depend on the data's size. */
 static void generate(const syn_priv *p, int64_t k, float *data, float *label) {
   const syn_param *prm = &p->prm;
@@ -73,7 +79,7 @@ static void generate(const syn_priv *p, int64_t k, float *data, float *label) {
   }
   if (prm->num_classes <= 0) return;
   dl_rng_seed(&rng, dl_seed_mix(p->key, (uint64_t)k, 2));
-  for (int j = 0; j < p->batch; j++)
+  for (size_t j = 0; j < p->nlabels; j++)
     label[j] = (float)dl_rng_below(&rng, (uint64_t)prm->num_classes);
 }
 
@@ -99,8 +105,11 @@ static dl_status syn_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob 
   (void)bottom, (void)nb;
   const syn_param *prm = l->param;
   if (prm->shape.n < 1 || prm->shape.n > DL_MAX_AXES)
-    return dl_layer_error(l, DL_ECONFIG, "shape: expected 1 to %d dims (batch first), got %d",
-                          DL_MAX_AXES, prm->shape.n);
+    return dl_layer_error(l, DL_ECONFIG, "shape: expected 1 to %d dims, got %d", DL_MAX_AXES,
+                          prm->shape.n);
+  if (prm->batch_axis >= prm->shape.n)
+    return dl_layer_error(l, DL_ECONFIG, "batch_axis %d is not an axis of shape (%d dims)",
+                          prm->batch_axis, prm->shape.n);
   if (nt > 1 && prm->num_classes <= 0)
     return dl_layer_error(l, DL_ECONFIG,
                           "a second (label) top needs num_classes > 0 (num_classes is %d)",
@@ -119,15 +128,17 @@ static dl_status syn_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob 
   p->prm = *prm;
   p->key = dl_data_key(l);
   p->count = top[0]->count;
-  p->batch = prm->shape.v[0];
+  p->nlabels = 1;
+  for (int a = 0; a <= prm->batch_axis; a++)
+    p->nlabels *= (size_t)prm->shape.v[a];
   if (prm->fixed) {
     p->fixed_data = dl_malloc(p->count * sizeof(float));
-    p->fixed_label = dl_malloc((size_t)p->batch * sizeof(float));
+    p->fixed_label = dl_malloc(p->nlabels * sizeof(float));
     if (!p->fixed_data || !p->fixed_label) return DL_ENOMEM;
     generate(p, 0, p->fixed_data, p->fixed_label);
     return DL_OK;
   }
-  size_t counts[2] = {p->count, (size_t)p->batch};
+  size_t counts[2] = {p->count, p->nlabels};
   if ((st = dl_prefetch_create(l, 2, counts, syn_fill, p, &p->pf))) return st;
   dl_prefetch_start(p->pf, p->cursor);
   return DL_OK;
@@ -138,7 +149,7 @@ static dl_status syn_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   (void)bottom, (void)nb;
   const syn_priv *p = l->priv;
   dl_status st = dl_blob_reshape(top[0], p->prm.shape.n, p->prm.shape.v);
-  if (!st && nt > 1) st = dl_blob_reshape(top[1], 1, (int[]){p->batch});
+  if (!st && nt > 1) st = dl_blob_reshape(top[1], p->prm.batch_axis + 1, p->prm.shape.v);
   return st;
 }
 
@@ -163,7 +174,7 @@ static dl_status syn_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   p->cursor[0]++;
   if (p->pf) dl_prefetch_start(p->pf, p->cursor);
   memcpy(dl_data(top[0]), data, p->count * sizeof(float));
-  if (nt > 1) memcpy(dl_data(top[1]), label, (size_t)p->batch * sizeof(float));
+  if (nt > 1) memcpy(dl_data(top[1]), label, p->nlabels * sizeof(float));
   return DL_OK;
 }
 

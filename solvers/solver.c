@@ -87,7 +87,8 @@ dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
     s->param.seed = (int)((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16)) & 0x7fffffff;
   if (opts->threads > 0) s->param.threads = opts->threads;
   dl_set_threads(s->param.threads);
-  s->ctx = (dl_ctx){.seed = (uint64_t)s->param.seed, .threads = dl_get_threads()};
+  s->ctx =
+      (dl_ctx){.seed = (uint64_t)s->param.seed, .threads = dl_get_threads(), .batch = opts->batch};
 
   st = dl_net_from_file(s->net_file, DL_TRAIN, &s->ctx, &s->train);
   if (!st && s->param.test_iter > 0) {

@@ -88,6 +88,7 @@ typedef struct dl_solver_opts {
   int64_t seed;           /* >= 0 overrides the solver's seed */
   int threads;            /* > 0 overrides */
   int gpu;                /* >= 0: asks for that GPU */
+  int batch;              /* > 0: overrides the data layers' batch size (dl_ctx.batch) */
   const char *metrics_path; /* NULL: <snapshot_prefix>_metrics.jsonl */
   int quiet;
 } dl_solver_opts;
