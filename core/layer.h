@@ -72,6 +72,11 @@ struct dl_layer_ops {
   /* Data layers: where the next batch comes from, for exact resume. */
   void (*get_cursor)(dl_layer *l, int64_t cursor[4]);
   dl_status (*set_cursor)(dl_layer *l, const int64_t cursor[4]);
+  /* Data layers: the largest label of top `t` (-1: unknown). Classifiers: the
+   * number of classes their scores have (after reshape). With both, the net
+   * checks at setup that the labels fit the classifier (not at iteration 1). */
+  int (*max_label)(const dl_layer *l, int t);
+  int (*num_classes)(const dl_layer *l);
 
   /* Optional GPU twins (added by the GPU backend). */
   void *forward_gpu, *backward_gpu;

@@ -27,7 +27,8 @@ static dl_status parse_names(const dl_ydoc *doc, const dl_ynode *n, const char *
     return DL_OK;
   }
   if (n->type != DL_Y_SEQ)
-    return dl_error_at(DL_ECONFIG, &loc, "%s: %s: expected a blob name or a list of names", owner, key);
+    return dl_error_at(DL_ECONFIG, &loc, "%s: %s: expected a blob name or a list of names", owner,
+                       key);
   if (n->n > MAX_NAMES)
     return dl_error_at(DL_ECONFIG, &loc, "%s: %s: at most %d blobs", owner, key, MAX_NAMES);
   for (int i = 0; i < n->n; i++) {
@@ -110,7 +111,8 @@ static dl_status parse_param_rules(const dl_ydoc *doc, const dl_ynode *n, const 
   const dl_ynode *const *items = n->type == DL_Y_SEQ ? (const dl_ynode *const *)n->items : one;
   int k = n->type == DL_Y_SEQ ? n->n : 1;
   if (k > DL_MAX_LAYER_PARAMS)
-    return dl_error_at(DL_ECONFIG, &loc, "%s: param: at most %d entries", owner, DL_MAX_LAYER_PARAMS);
+    return dl_error_at(DL_ECONFIG, &loc, "%s: param: at most %d entries", owner,
+                       DL_MAX_LAYER_PARAMS);
   char sub[320];
   snprintf(sub, sizeof sub, "%s: param", owner);
   for (int i = 0; i < k; i++) {
@@ -178,7 +180,8 @@ static dl_status unknown_bottom(builder *b, const dl_ynode *node, const char *ow
                                 const char *name) {
   const char *names[256];
   int n = 0;
-  for (int i = 0; i < b->nvers && n < 255; i++) names[n++] = b->vers[i].name;
+  for (int i = 0; i < b->nvers && n < 255; i++)
+    names[n++] = b->vers[i].name;
   names[n] = NULL;
   const char *near = dl_closest(name, names);
   const dl_ynode *bn = dl_ymap_get(node, "bottom");
@@ -205,10 +208,12 @@ static dl_status add_pending(builder *b, const dl_ynode *node, dl_layer *layer) 
     if ((st = dl_parse_value(&s, b->doc, lw, owner, &w))) return st;
     if (w.n > p.nt) {
       dl_loc loc = dl_yloc(b->doc, lw);
-      return dl_error_at(DL_ECONFIG, &loc, "%s: loss_weight has %d values but the layer has %d tops",
-                         owner, w.n, p.nt);
+      return dl_error_at(DL_ECONFIG, &loc,
+                         "%s: loss_weight has %d values but the layer has %d tops", owner, w.n,
+                         p.nt);
     }
-    for (int i = 0; i < w.n; i++) p.loss_weight[i] = w.v[i];
+    for (int i = 0; i < w.n; i++)
+      p.loss_weight[i] = w.v[i];
     p.has_loss_weight = 1;
   } else if (layer->ops->flags & DL_LAYER_LOSS) {
     p.loss_weight[0] = 1;
@@ -247,7 +252,8 @@ static dl_status add_pending(builder *b, const dl_ynode *node, dl_layer *layer) 
     p.top_v[i] = b->nvers;
     b->vers[b->nvers++] = v;
   }
-  for (int i = 0; i < p.nb; i++) b->vers[p.bottom_v[i]].consumers++;
+  for (int i = 0; i < p.nb; i++)
+    b->vers[p.bottom_v[i]].consumers++;
   pending *grown = realloc(b->layers, sizeof *grown * (size_t)(b->nlayers + 1));
   if (!grown) return dl_error(DL_ENOMEM, "out of memory");
   b->layers = grown;
@@ -283,9 +289,10 @@ static dl_status wire_steps(builder *b) {
     s->nt = p->nt;
     for (int k = 0; k < p->nb; k++) {
       version *ver = &b->vers[p->bottom_v[k]];
-      s->bottom[k] = ver->consumers > 1
-                         ? split_tops[(size_t)p->bottom_v[k] * MAX_NAMES + (size_t)ver->next_consumer++]
-                         : net->blobs[ver->blob];
+      s->bottom[k] =
+          ver->consumers > 1
+              ? split_tops[(size_t)p->bottom_v[k] * MAX_NAMES + (size_t)ver->next_consumer++]
+              : net->blobs[ver->blob];
     }
     for (int k = 0; k < p->nt; k++) {
       s->top[k] = net->blobs[b->vers[p->top_v[k]].blob];
@@ -320,7 +327,8 @@ static dl_status wire_steps(builder *b) {
         int idx;
         snprintf(tname, sizeof tname, "%s_split_%d", ver->name, c);
         st = add_blob(net, tname, &idx);
-        if (!st) ss->top[c] = split_tops[(size_t)p->top_v[k] * MAX_NAMES + (size_t)c] = net->blobs[idx];
+        if (!st)
+          ss->top[c] = split_tops[(size_t)p->top_v[k] * MAX_NAMES + (size_t)c] = net->blobs[idx];
       }
     }
   }
@@ -343,14 +351,16 @@ static void plan_backward(dl_net *net) {
   for (int i = 0; i < net->nsteps; i++) {
     dl_net_step *s = &net->steps[i];
     int need = 0;
-    for (int p = 0; p < s->layer->nparams; p++) need |= s->layer->lr_mult[p] > 0;
+    for (int p = 0; p < s->layer->nparams; p++)
+      need |= s->layer->lr_mult[p] > 0;
     for (int k = 0; k < s->nb; k++) {
       s->prop_down[k] = needs_grad[blob_index(net, s->bottom[k])] &&
                         !(s->layer->ops->no_grad_bottoms & (1u << k));
       need |= s->prop_down[k];
     }
     s->need_backward = need && s->layer->ops->backward;
-    for (int k = 0; k < s->nt; k++) needs_grad[blob_index(net, s->top[k])] = s->need_backward;
+    for (int k = 0; k < s->nt; k++)
+      needs_grad[blob_index(net, s->top[k])] = s->need_backward;
   }
   for (int i = net->nsteps - 1; i >= 0; i--) {
     dl_net_step *s = &net->steps[i];
@@ -371,7 +381,8 @@ static void plan_backward(dl_net *net) {
 
 static dl_status gather_params(dl_net *net, builder *b) {
   int total = 0;
-  for (int i = 0; i < net->nsteps; i++) total += net->steps[i].layer->nparams;
+  for (int i = 0; i < net->nsteps; i++)
+    total += net->steps[i].layer->nparams;
   net->params = calloc((size_t)total + 1, sizeof *net->params);
   net->lr_mult = calloc((size_t)total + 1, sizeof(float));
   net->decay_mult = calloc((size_t)total + 1, sizeof(float));
@@ -389,7 +400,8 @@ static dl_status gather_params(dl_net *net, builder *b) {
     if (p->nrules > l->nparams) {
       const dl_ynode *pn = dl_ymap_get(p->node, "param");
       dl_loc loc = dl_yloc(b->doc, pn);
-      st = dl_error_at(DL_ECONFIG, &loc, "layer '%s': param lists %d entries but the layer has %d parameters",
+      st = dl_error_at(DL_ECONFIG, &loc,
+                       "layer '%s': param lists %d entries but the layer has %d parameters",
                        l->name, p->nrules, l->nparams);
       break;
     }
@@ -419,9 +431,9 @@ static dl_status gather_params(dl_net *net, builder *b) {
         char a[96], c[96];
         if (o->count != mine->count || o->ndim != mine->ndim ||
             memcmp(o->shape, mine->shape, sizeof o->shape) != 0) {
-          st = dl_layer_error(l, DL_ECONFIG, "shared parameter '%s' has shape %s here but %s in '%s'",
-                              share, dl_blob_shape_str(mine, a, sizeof a),
-                              dl_blob_shape_str(o, c, sizeof c), o->name);
+          st = dl_layer_error(
+              l, DL_ECONFIG, "shared parameter '%s' has shape %s here but %s in '%s'", share,
+              dl_blob_shape_str(mine, a, sizeof a), dl_blob_shape_str(o, c, sizeof c), o->name);
           break;
         }
         continue; /* linked to its owner after flattening */
@@ -494,6 +506,40 @@ static dl_status setup_steps(dl_net *net) {
   return DL_OK;
 }
 
+/* The step whose top is `b`, looking through Splits (their tops view their
+ * bottom), and which of its tops it is. */
+static const dl_net_step *producer(const dl_net *net, const dl_blob *b, int *top) {
+  for (int i = 0; i < net->nsteps; i++) {
+    const dl_net_step *s = &net->steps[i];
+    for (int k = 0; k < s->nt; k++)
+      if (s->top[k] == b) {
+        if (s->layer->ops == &dl_layer_split) return producer(net, s->bottom[0], top);
+        *top = k;
+        return s;
+      }
+  }
+  return NULL;
+}
+
+/* Labels that cannot fit the classifier are a setup error, before any
+ * training: "labels go up to 9 but 'ip2' gives 5 classes". */
+static dl_status check_labels(const dl_net *net) {
+  for (int i = 0; i < net->nsteps; i++) {
+    const dl_net_step *s = &net->steps[i];
+    if (!s->layer->ops->num_classes || s->nb < 2) continue;
+    int t, classes = s->layer->ops->num_classes(s->layer);
+    const dl_net_step *d = producer(net, s->bottom[1], &t);
+    if (!d || !d->layer->ops->max_label || classes <= 0) continue;
+    int mx = d->layer->ops->max_label(d->layer, t);
+    if (mx >= classes)
+      return dl_layer_error(s->layer, DL_ECONFIG,
+                            "the labels from '%s' go up to %d, but the scores '%s' have only %d "
+                            "classes (is num_output of the layer before too small?)",
+                            d->layer->name, mx, s->bottom[0]->name, classes);
+  }
+  return DL_OK;
+}
+
 static void find_outputs(dl_net *net) {
   net->outputs = calloc((size_t)net->nblobs + 1, sizeof *net->outputs);
   net->output_weight = calloc((size_t)net->nblobs + 1, sizeof(float));
@@ -502,7 +548,8 @@ static void find_outputs(dl_net *net) {
     for (int k = 0; k < s->nt; k++) {
       int consumed = 0;
       for (int j = i + 1; j < net->nsteps && !consumed; j++)
-        for (int m = 0; m < net->steps[j].nb; m++) consumed |= net->steps[j].bottom[m] == s->top[k];
+        for (int m = 0; m < net->steps[j].nb; m++)
+          consumed |= net->steps[j].bottom[m] == s->top[k];
       if (!consumed && !(s->layer->ops->flags & DL_LAYER_DATA)) {
         net->outputs[net->noutputs] = s->top[k];
         net->output_weight[net->noutputs++] = s->loss_weight[k];
@@ -526,7 +573,8 @@ static dl_status allocate_all(dl_net *net) {
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   const unsigned char *c = p;
-  for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ c[i]) * 1099511628211ull;
   return h;
 }
 
@@ -637,6 +685,7 @@ static dl_status build(dl_net *net, const dl_ydoc *doc) {
   st = first;
   if (!st) st = wire_steps(&b);
   if (!st) st = setup_steps(net);
+  if (!st) st = check_labels(net);
   if (!st) st = gather_params(net, &b);
   if (!st) {
     plan_backward(net);
@@ -644,8 +693,10 @@ static dl_status build(dl_net *net, const dl_ydoc *doc) {
     hash_structure(net);
     st = allocate_all(net);
   }
-  for (int i = 0; i < b.nlayers; i++) dl_layer_free(b.layers[i].layer);
-  for (int i = 0; i < b.nvers; i++) free(b.vers[i].name);
+  for (int i = 0; i < b.nlayers; i++)
+    dl_layer_free(b.layers[i].layer);
+  for (int i = 0; i < b.nvers; i++)
+    free(b.vers[i].name);
   free(b.layers);
   free(b.vers);
   return st;
@@ -688,8 +739,10 @@ dl_status dl_net_from_string(const char *yaml, const char *name, dl_phase phase,
 
 void dl_net_free(dl_net *net) {
   if (!net) return;
-  for (int i = 0; i < net->nsteps; i++) dl_layer_free(net->steps[i].layer);
-  for (int i = 0; i < net->nblobs; i++) dl_blob_free(net->blobs[i]);
+  for (int i = 0; i < net->nsteps; i++)
+    dl_layer_free(net->steps[i].layer);
+  for (int i = 0; i < net->nblobs; i++)
+    dl_blob_free(net->blobs[i]);
   dl_mem_release(net->flat_data);
   dl_mem_release(net->flat_diff);
   free(net->steps);
@@ -725,7 +778,8 @@ dl_status dl_net_forward(dl_net *net, double *loss) {
       if (s->loss_weight[k] != 0) {
         const float *y = dl_cdata(s->top[k]);
         double sum = 0;
-        for (size_t e = 0; e < s->top[k]->count; e++) sum += y[e];
+        for (size_t e = 0; e < s->top[k]->count; e++)
+          sum += y[e];
         total += s->loss_weight[k] * sum;
       }
   }
@@ -797,7 +851,8 @@ size_t dl_net_activation_bytes(const dl_net *net) {
 static void human_bytes(double b, char *buf, size_t n) {
   const char *u[] = {"B", "KiB", "MiB", "GiB"};
   int i = 0;
-  while (b >= 1024 && i < 3) b /= 1024, i++;
+  while (b >= 1024 && i < 3)
+    b /= 1024, i++;
   snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
 }
 
@@ -807,7 +862,8 @@ void dl_net_print_summary(const dl_net *net, FILE *f) {
   for (int i = 0; i < net->nsteps; i++) {
     const dl_net_step *s = &net->steps[i];
     size_t np = 0;
-    for (int k = 0; k < s->layer->nparams; k++) np += s->layer->params[k]->count;
+    for (int k = 0; k < s->layer->nparams; k++)
+      np += s->layer->params[k]->count;
     char shapes[200] = "", one[96];
     size_t off = 0;
     for (int k = 0; k < s->nt && off < sizeof shapes; k++)

@@ -1,6 +1,8 @@
 /* Accuracy: the fraction of positions whose label is among the top_k scores.
  * Ties count against the label (a score equal to the label's is not "above"
  * it), as in Caffe. No backward. */
+#include <stdlib.h>
+
 #include "core/layer.h"
 
 typedef struct {
@@ -48,6 +50,8 @@ static dl_status acc_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
                           dl_blob_shape_str(bottom[0], a, sizeof a), d.outer * d.inner,
                           dl_blob_shape_str(bottom[1], b, sizeof b), bottom[1]->count);
   }
+  if (!l->priv && !(l->priv = dl_calloc(1, sizeof(int)))) return DL_ENOMEM;
+  *(int *)l->priv = d.C; /* for the net's label check */
   if (p->top_k > d.C)
     return dl_layer_error(l, DL_ECONFIG, "top_k %d is more than the %d classes", p->top_k, d.C);
   return dl_blob_reshape(top[0], 0, NULL);
@@ -79,15 +83,24 @@ static dl_status acc_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   return DL_OK;
 }
 
+static int acc_num_classes(const dl_layer *l) { return l->priv ? *(const int *)l->priv : -1; }
+
+static void acc_destroy(dl_layer *l) { free(l->priv); }
+
 const dl_layer_ops dl_layer_accuracy = {
     .type = "Accuracy",
     .summary = "fraction of labels among the top_k scores (test metric, no gradient)",
     .schema = acc_schema,
     .param_size = sizeof(acc_param),
-    .min_bottoms = 2, .max_bottoms = 2, .min_tops = 1, .max_tops = 1,
+    .min_bottoms = 2,
+    .max_bottoms = 2,
+    .min_tops = 1,
+    .max_tops = 1,
     .bottoms_doc = "scores: outer x C x inner; labels: outer x inner",
     .tops_doc = "accuracy: a scalar in [0, 1]",
     .no_grad_bottoms = 3,
     .reshape = acc_reshape,
     .forward = acc_forward,
+    .destroy = acc_destroy,
+    .num_classes = acc_num_classes,
 };

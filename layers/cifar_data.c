@@ -158,6 +158,14 @@ static dl_status cifar_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
   return dl_batcher_forward(l, &p->b, top, nt);
 }
 
+static int cifar_max_label(const dl_layer *l, int t) {
+  const cifar_priv *p = l->priv;
+  int mx = -1;
+  for (int i = 0; t == 1 && i < p->b.n; i++)
+    if (p->rec[i][0] > mx) mx = p->rec[i][0];
+  return mx;
+}
+
 static void cifar_get_cursor(dl_layer *l, int64_t cursor[4]) {
   const cifar_priv *p = l->priv;
   dl_batcher_get_cursor(&p->b, cursor);
@@ -185,5 +193,6 @@ const dl_layer_ops dl_layer_cifar_data = {
     .forward = cifar_forward,
     .destroy = cifar_destroy,
     .get_cursor = cifar_get_cursor,
+    .max_label = cifar_max_label,
     .set_cursor = cifar_set_cursor,
 };

@@ -409,6 +409,14 @@ static dl_status image_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
   return dl_batcher_forward(l, &p->b, top, nt);
 }
 
+static int image_max_label(const dl_layer *l, int t) {
+  const image_priv *p = l->priv;
+  int mx = -1;
+  for (int i = 0; t == 1 && i < p->b.n; i++)
+    if (p->items[i].label > mx) mx = p->items[i].label;
+  return mx;
+}
+
 static void image_get_cursor(dl_layer *l, int64_t cursor[4]) {
   const image_priv *p = l->priv;
   dl_batcher_get_cursor(&p->b, cursor);
@@ -438,5 +446,6 @@ const dl_layer_ops dl_layer_image_data = {
     .forward = image_forward,
     .destroy = image_destroy,
     .get_cursor = image_get_cursor,
+    .max_label = image_max_label,
     .set_cursor = image_set_cursor,
 };

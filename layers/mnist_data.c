@@ -156,6 +156,14 @@ static dl_status mnist_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
   return dl_batcher_forward(l, &p->b, top, nt);
 }
 
+static int mnist_max_label(const dl_layer *l, int t) {
+  const mnist_priv *p = l->priv;
+  int mx = -1;
+  for (int i = 0; t == 1 && i < p->b.n; i++)
+    if (p->labels.data[i] > mx) mx = p->labels.data[i];
+  return mx;
+}
+
 static void mnist_get_cursor(dl_layer *l, int64_t cursor[4]) {
   const mnist_priv *p = l->priv;
   dl_batcher_get_cursor(&p->b, cursor);
@@ -185,5 +193,6 @@ const dl_layer_ops dl_layer_mnist_data = {
     .forward = mnist_forward,
     .destroy = mnist_destroy,
     .get_cursor = mnist_get_cursor,
+    .max_label = mnist_max_label,
     .set_cursor = mnist_set_cursor,
 };

@@ -137,6 +137,8 @@ static void sl_backward(dl_layer *l, dl_blob *const *top, int nt, const int *pro
   }
 }
 
+static int sl_num_classes(const dl_layer *l) { return ((const sl_priv *)l->priv)->C; }
+
 static void sl_destroy(dl_layer *l) {
   sl_priv *s = l->priv;
   if (!s) return;
@@ -160,4 +162,5 @@ const dl_layer_ops dl_layer_softmax_loss = {
     .forward = sl_forward,
     .backward = sl_backward,
     .destroy = sl_destroy,
+    .num_classes = sl_num_classes,
 };

@@ -178,6 +178,14 @@ static dl_status syn_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   return DL_OK;
 }
 
+/* The label top holds classes below num_classes; so does the data top with
+ * fill: classes (token ids). */
+static int syn_max_label(const dl_layer *l, int t) {
+  const syn_priv *p = l->priv;
+  if (p->prm.num_classes <= 0 || (t == 0 && p->prm.fill != SYN_CLASSES)) return -1;
+  return p->prm.num_classes - 1;
+}
+
 static void syn_get_cursor(dl_layer *l, int64_t cursor[4]) {
   const syn_priv *p = l->priv;
   memcpy(cursor, p->cursor, sizeof p->cursor);
@@ -214,5 +222,6 @@ const dl_layer_ops dl_layer_synthetic_data = {
     .forward = syn_forward,
     .destroy = syn_destroy,
     .get_cursor = syn_get_cursor,
+    .max_label = syn_max_label,
     .set_cursor = syn_set_cursor,
 };

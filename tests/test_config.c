@@ -64,6 +64,13 @@ static const bad_case bad_nets[] = {
      "bias_term: expected true or false, got 'maybe'", 4, 0},
     {HEAD "  - {name: ip, type: InnerProduct, bottom: data, top: ip, num_output: -3}\n",
      "expected a positive integer in [1,", 4, 0},
+    {HEAD "  - {name: ip, type: InnerProduct, bottom: data, top: ip, num_output: 1}\n"
+          "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n",
+     "the labels from 'd' go up to 1, but the scores 'ip' have only 1 classes", 5, 0},
+    {HEAD "  - {name: ip, type: InnerProduct, bottom: data, top: ip, num_output: 1}\n"
+          "  - {name: acc, type: Accuracy, bottom: [ip, label], top: acc}\n"
+          "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n",
+     "layer 'acc' (Accuracy): the labels from 'd' go up to 1", 5, 0},
     {"- just\n- a list\n", "a net file is a mapping", 1, 1},
     {HEAD "  - [name, type]\n", "a layer must be a mapping", 4, 5},
     {HEAD "  - {name: ip, type: InnerProduct, bottom: [data, label, data], top: ip, num_output: 2}\n",
