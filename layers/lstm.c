@@ -171,4 +171,7 @@ const dl_layer_ops dl_layer_lstm = {
     .forward = lstm_forward,
     .backward = lstm_backward,
     .destroy = dl_rec_destroy,
+    .state_size = dl_rec_state_size,
+    .get_state = dl_rec_get_state,
+    .set_state = dl_rec_set_state,
 };

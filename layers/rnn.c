@@ -126,4 +126,7 @@ const dl_layer_ops dl_layer_rnn = {
     .forward = rnn_forward,
     .backward = rnn_backward,
     .destroy = dl_rec_destroy,
+    .state_size = dl_rec_state_size,
+    .get_state = dl_rec_get_state,
+    .set_state = dl_rec_set_state,
 };
