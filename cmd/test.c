@@ -1,5 +1,6 @@
 /* dltrain test NET.yaml WEIGHTS [--iterations N]: mean of every net output
  * (losses, accuracies) over N test-phase batches. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,9 +78,12 @@ int cmd_test(int argc, char **argv) {
     }
   }
   if (!st)
-    for (int o = 0; o < net->noutputs; o++)
-      printf("%s = %.6g\n", net->outputs[o]->name,
-             sums[o] / ((double)iterations * (double)net->outputs[o]->count));
+    for (int o = 0; o < net->noutputs; o++) {
+      double mean = sums[o] / ((double)iterations * (double)net->outputs[o]->count);
+      printf("%s = %.6g\n", net->outputs[o]->name, mean);
+      if (dl_net_output_perplexity(net, o))
+        printf("%s_perplexity = %.6g\n", net->outputs[o]->name, exp(mean));
+    }
   free(sums);
   dl_net_free(net);
   return st ? cmd_fail(st) : 0;

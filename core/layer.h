@@ -78,6 +78,18 @@ struct dl_layer_ops {
   int (*max_label)(const dl_layer *l, int t);
   int (*num_classes)(const dl_layer *l);
 
+  /* Layers that carry state from one forward to the next (LSTM and RNN: the
+   * last step's h and c), for exact resume: the snapshot stores state_size()
+   * floats written by get_state and hands them back to set_state, which
+   * refuses another count with a diagnostic. All three or none. */
+  size_t (*state_size)(dl_layer *l);
+  void (*get_state)(dl_layer *l, float *state);
+  dl_status (*set_state)(dl_layer *l, const float *state, size_t n);
+
+  /* Loss layers: non-zero when exp(mean of top 0) is worth reporting as a
+   * perplexity (SoftmaxWithLoss with `perplexity: true`). May be NULL. */
+  int (*reports_perplexity)(const dl_layer *l);
+
   /* Optional GPU twins (added by the GPU backend). */
   void *forward_gpu, *backward_gpu;
 };

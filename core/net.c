@@ -824,6 +824,17 @@ dl_status dl_net_share_params(dl_net *test, const dl_net *train) {
   return DL_OK;
 }
 
+int dl_net_output_perplexity(const dl_net *net, int o) {
+  if (o < 0 || o >= net->noutputs) return 0;
+  for (int i = net->nsteps - 1; i >= 0; i--) { /* the last writer of the blob */
+    const dl_net_step *s = &net->steps[i];
+    const dl_layer *l = s->layer;
+    if (s->nt > 0 && s->top[0] == net->outputs[o])
+      return l->ops->reports_perplexity && l->ops->reports_perplexity(l);
+  }
+  return 0;
+}
+
 dl_blob *dl_net_blob(const dl_net *net, const char *name) {
   for (int i = 0; i < net->nblobs; i++)
     if (strcmp(net->blobs[i]->name, name) == 0) return net->blobs[i];

@@ -61,6 +61,10 @@ void dl_net_zero_param_diffs(dl_net *net);
 /* Makes `test` use `train`'s weights (by layer name and parameter index). */
 dl_status dl_net_share_params(dl_net *test, const dl_net *train);
 
+/* Non-zero when output o is the loss of a layer that asks for its perplexity,
+ * exp(mean loss), to be reported (SoftmaxWithLoss with perplexity: true). */
+int dl_net_output_perplexity(const dl_net *net, int o);
+
 dl_blob *dl_net_blob(const dl_net *net, const char *name);
 dl_layer *dl_net_layer(const dl_net *net, const char *name);
 /* Layer/param of the k-th learnable parameter, for reports. */

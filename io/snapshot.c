@@ -165,8 +165,8 @@ dl_status dl_snapshot_write_file(const char *path, uint32_t kind, const dl_sbuf 
   return st;
 }
 
-dl_status dl_snapshot_read_file(const char *path, uint32_t *kind, unsigned char **payload,
-                                size_t *len) {
+dl_status dl_snapshot_read_file(const char *path, uint32_t *kind, uint32_t *version_out,
+                                unsigned char **payload, size_t *len) {
   *payload = NULL;
   *len = 0;
   FILE *f = fopen(path, "rb");
@@ -192,11 +192,12 @@ dl_status dl_snapshot_read_file(const char *path, uint32_t *kind, unsigned char 
   memcpy(&raw_len, header + 16, 8);
   memcpy(&crc_raw, header + 24, 4);
   memcpy(&crc_z, header + 28, 4);
-  if (version != DL_SNAP_VERSION) {
-    st = dl_error(DL_EIO, "%s: snapshot format version %u, this dltrain reads version %d", path,
-                  version, DL_SNAP_VERSION);
+  if (version < DL_SNAP_VERSION_MIN || version > DL_SNAP_VERSION) {
+    st = dl_error(DL_EIO, "%s: snapshot format version %u, this dltrain reads versions %d to %d",
+                  path, version, DL_SNAP_VERSION_MIN, DL_SNAP_VERSION);
     goto out;
   }
+  *version_out = version;
   if (raw_len > MAX_PAYLOAD || *kind > 1) {
     st = dl_error(DL_EIO, "%s: corrupt snapshot header", path);
     goto out;

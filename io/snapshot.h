@@ -15,7 +15,10 @@
 
 #include "core/status.h"
 
-#define DL_SNAP_VERSION 1
+/* Version 2 added the carried state of recurrent layers after the data
+ * cursors; version 1 files (without it) are still read. */
+#define DL_SNAP_VERSION     2
+#define DL_SNAP_VERSION_MIN 1
 enum { DL_SNAP_FULL = 0, DL_SNAP_WEIGHTS = 1 };
 
 typedef struct {
@@ -48,8 +51,9 @@ const unsigned char *dl_sread_floats(dl_sreader *r, size_t n);
 
 /* Compresses and writes atomically. */
 dl_status dl_snapshot_write_file(const char *path, uint32_t kind, const dl_sbuf *payload);
-/* Reads, checks magic/version/sizes/CRCs, inflates. *payload is malloc'd. */
-dl_status dl_snapshot_read_file(const char *path, uint32_t *kind, unsigned char **payload,
-                                size_t *len);
+/* Reads, checks magic/version/sizes/CRCs, inflates. *payload is malloc'd;
+ * *version gets the file's format version (DL_SNAP_VERSION_MIN..DL_SNAP_VERSION). */
+dl_status dl_snapshot_read_file(const char *path, uint32_t *kind, uint32_t *version,
+                                unsigned char **payload, size_t *len);
 
 #endif

@@ -208,3 +208,31 @@ double dl_rec_flops(const dl_layer *l) {
   const dl_rec *s = l->priv;
   return 2.0 * s->T * s->N * (double)s->G * s->H * (double)(s->D + s->H);
 }
+
+size_t dl_rec_state_size(dl_layer *l) {
+  const dl_rec *s = l->priv;
+  return s ? (size_t)s->state_n * s->H * (size_t)(1 + s->cell) : 0;
+}
+
+void dl_rec_get_state(dl_layer *l, float *state) {
+  const dl_rec *s = l->priv;
+  size_t NH = (size_t)s->state_n * s->H;
+  if (!NH) return;
+  memcpy(state, s->h_state, NH * sizeof(float));
+  if (s->cell) memcpy(state + NH, s->c_state, NH * sizeof(float));
+}
+
+dl_status dl_rec_set_state(dl_layer *l, const float *state, size_t n) {
+  dl_rec *s = l->priv;
+  size_t want = dl_rec_state_size(l), NH = (size_t)s->state_n * s->H;
+  if (n != want)
+    return dl_layer_error(l, DL_ECONFIG,
+                          "the saved recurrent state holds %zu floats, but this layer carries "
+                          "%zu (%s N x H = %d x %d); it was saved with another batch size or "
+                          "num_output",
+                          n, want, s->cell ? "h and c, each" : "h,", s->state_n, s->H);
+  if (!NH) return DL_OK;
+  memcpy(s->h_state, state, NH * sizeof(float));
+  if (s->cell) memcpy(s->c_state, state + NH, NH * sizeof(float));
+  return DL_OK;
+}

@@ -71,5 +71,11 @@ void dl_rec_backward_end(dl_layer *l, const int *propagate_down, dl_blob *const 
 void dl_rec_destroy(dl_layer *l);
 /* The GEMM work of one forward: 2 T N G H (D + H). */
 double dl_rec_flops(const dl_layer *l);
+/* The carried state for snapshots (dl_layer_ops state_size/get_state/set_state):
+ * h_T (N x H), then c_T (N x H) for LSTM, N being the batch size of the last
+ * reshape. set_state refuses another count (a snapshot of another batch size). */
+size_t dl_rec_state_size(dl_layer *l);
+void dl_rec_get_state(dl_layer *l, float *state);
+dl_status dl_rec_set_state(dl_layer *l, const float *state, size_t n);
 
 #endif

@@ -127,4 +127,7 @@ const dl_layer_ops dl_layer_rnn = {
     .backward = rnn_backward,
     .destroy = dl_rec_destroy,
     .flops = dl_rec_flops,
+    .state_size = dl_rec_state_size,
+    .get_state = dl_rec_get_state,
+    .set_state = dl_rec_set_state,
 };

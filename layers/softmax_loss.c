@@ -14,6 +14,7 @@ typedef struct {
   int axis;
   int ignore_label;
   int normalization;
+  int perplexity;
 } sl_param;
 
 static const dl_param_spec sl_schema[] = {
@@ -28,6 +29,10 @@ static const dl_param_spec sl_schema[] = {
               "divide the summed loss by: valid = the labels not ignored, batch_size = axis-0 "
               "size, full = all labels, none = 1",
               "loss_param { normalization }"),
+    DL_P_BOOL(sl_param, perplexity, "false",
+              "also report exp(mean loss), the perplexity of a language model, in test results "
+              "(log and metrics) and the training display; needs normalization valid or full",
+              "(none)"),
     DL_SPEC_END};
 
 typedef struct {
@@ -39,6 +44,12 @@ typedef struct {
 static dl_status sl_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                           int nt) {
   (void)bottom, (void)nb, (void)top, (void)nt;
+  const sl_param *p = l->param;
+  if (p->perplexity && p->normalization != NORM_VALID && p->normalization != NORM_FULL)
+    return dl_layer_error(l, DL_ECONFIG,
+                          "perplexity is exp(the mean loss per label): it needs normalization "
+                          "valid or full, not %s",
+                          norm_names[p->normalization]);
   sl_priv *s = calloc(1, sizeof *s);
   if (!s) return DL_ENOMEM;
   l->priv = s;
@@ -138,6 +149,9 @@ static void sl_backward(dl_layer *l, dl_blob *const *top, int nt, const int *pro
 }
 
 static int sl_num_classes(const dl_layer *l) { return ((const sl_priv *)l->priv)->C; }
+static int sl_reports_perplexity(const dl_layer *l) {
+  return ((const sl_param *)l->param)->perplexity;
+}
 
 static void sl_destroy(dl_layer *l) {
   sl_priv *s = l->priv;
@@ -163,4 +177,5 @@ const dl_layer_ops dl_layer_softmax_loss = {
     .backward = sl_backward,
     .destroy = sl_destroy,
     .num_classes = sl_num_classes,
+    .reports_perplexity = sl_reports_perplexity,
 };

@@ -208,11 +208,16 @@ dl_status dl_solver_test(dl_solver *s, double *means) {
       fprintf(s->log, "test @ iter %lld: %s = %.6g", (long long)s->iter, net->outputs[o]->name, means[o]);
       if (net->output_weight[o] != 0)
         fprintf(s->log, " (* %g = %.6g loss)", net->output_weight[o], means[o] * net->output_weight[o]);
+      if (dl_net_output_perplexity(net, o))
+        fprintf(s->log, ", perplexity = %.6g", exp(means[o]));
       fputc('\n', s->log);
     }
   fprintf(s->metrics, "{\"iter\": %lld, \"phase\": \"test\"", (long long)s->iter);
-  for (int o = 0; o < net->noutputs; o++)
+  for (int o = 0; o < net->noutputs; o++) {
     fprintf(s->metrics, ", \"%s\": %.8g", net->outputs[o]->name, means[o]);
+    if (dl_net_output_perplexity(net, o))
+      fprintf(s->metrics, ", \"%s_perplexity\": %.8g", net->outputs[o]->name, exp(means[o]));
+  }
   fprintf(s->metrics, "}\n");
   fflush(s->metrics);
   return DL_OK;
@@ -237,6 +242,18 @@ static void format_duration(double sec, char *buf, size_t n) {
     snprintf(buf, n, "%.1fs", sec);
 }
 
+/* When the training loss is a single perplexity-reporting loss (a language
+ * model), its loss_weight w (else 0): the display adds exp(smoothed loss / w). */
+static double train_perplexity_weight(const dl_net *net) {
+  double w = 0;
+  for (int o = 0; o < net->noutputs; o++) {
+    if (net->output_weight[o] == 0) continue;
+    if (w != 0 || !dl_net_output_perplexity(net, o)) return 0;
+    w = net->output_weight[o];
+  }
+  return w;
+}
+
 static void display(dl_solver *s, double loss, double lr, int64_t first_iter, double t0) {
   double elapsed = now_seconds() - t0, per_iter = elapsed / (double)(s->iter - first_iter);
   double ips = train_batch_size(s->train) * s->param.iter_size / per_iter;
@@ -245,17 +262,23 @@ static void display(dl_solver *s, double loss, double lr, int64_t first_iter, do
   char el[32], eta[32];
   format_duration(elapsed, el, sizeof el);
   format_duration(per_iter * (double)(s->param.max_iter - s->iter), eta, sizeof eta);
+  double w = train_perplexity_weight(s->train);
+  char ppl_text[48] = "", ppl_json[48] = "";
+  if (w != 0) {
+    snprintf(ppl_text, sizeof ppl_text, ", perplexity %.5g", exp(s->smoothed_loss / w));
+    snprintf(ppl_json, sizeof ppl_json, ", \"perplexity\": %.8g", exp(s->smoothed_loss / w));
+  }
   if (!s->quiet) {
     if (isatty(fileno(s->log))) fprintf(s->log, "\r\033[K");
     fprintf(s->log,
-            "iter %lld/%d  loss %.6g (avg %.6g)  lr %.6g  %.0f img/s  data wait %.0f%%  elapsed %s  eta %s\n",
-            (long long)s->iter, s->param.max_iter, loss, s->smoothed_loss, lr, ips,
+            "iter %lld/%d  loss %.6g (avg %.6g%s)  lr %.6g  %.0f img/s  data wait %.0f%%  elapsed %s  eta %s\n",
+            (long long)s->iter, s->param.max_iter, loss, s->smoothed_loss, ppl_text, lr, ips,
             100.0 * wait / (elapsed > 0 ? elapsed : 1), el, eta);
   }
   fprintf(s->metrics,
-          "{\"iter\": %lld, \"time\": %.4f, \"lr\": %.8g, \"loss\": %.8g, \"smoothed_loss\": %.8g, "
+          "{\"iter\": %lld, \"time\": %.4f, \"lr\": %.8g, \"loss\": %.8g, \"smoothed_loss\": %.8g%s, "
           "\"images_per_s\": %.2f}\n",
-          (long long)s->iter, elapsed, lr, loss, s->smoothed_loss, ips);
+          (long long)s->iter, elapsed, lr, loss, s->smoothed_loss, ppl_json, ips);
   fflush(s->metrics);
 }
 

@@ -1,9 +1,10 @@
 /* What goes into a snapshot (io/snapshot.c is the file format): solver type,
  * iteration, seed, a hash of the net's parameter layout, the loss window,
  * every parameter by name and shape, the solver's history (one or two floats
- * per parameter, see dl_solver_history_slots), and each data layer's cursor.
- * Resuming restores all of it, so the following losses are bit-identical to
- * an uninterrupted run. */
+ * per parameter, see dl_solver_history_slots), each data layer's cursor and
+ * (format version 2) the state each recurrent layer carries into its next
+ * forward. Resuming restores all of it, so the following losses are
+ * bit-identical to an uninterrupted run. */
 #include <glob.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,13 @@ typedef struct {
 } snap_cursor;
 
 typedef struct {
-  uint32_t kind;
+  char key[300]; /* "train/lstm1" */
+  uint64_t count;
+  const unsigned char *data;
+} snap_state;
+
+typedef struct {
+  uint32_t kind, version;
   char solver_type[32];
   uint64_t iter, seed, hash;
   uint32_t window_n;
@@ -37,12 +44,15 @@ typedef struct {
   const unsigned char *history;
   uint32_t ncursors;
   snap_cursor *cursors;
+  uint32_t nstates;
+  snap_state *states;
   unsigned char *payload;
 } snap;
 
 static void snap_free(snap *z) {
   free(z->params);
   free(z->cursors);
+  free(z->states);
   free(z->payload);
 }
 
@@ -71,6 +81,28 @@ static void put_cursors(dl_sbuf *b, const dl_net *net, const char *phase, uint32
     dl_sbuf_str(b, key);
     for (int k = 0; k < 4; k++) dl_sbuf_u64(b, (uint64_t)c[k]);
   }
+}
+
+/* Counts (write 0) or writes the carried state of every layer that has one. */
+static dl_status put_states(dl_sbuf *b, const dl_net *net, const char *phase, uint32_t *count,
+                            int write) {
+  for (int i = 0; net && i < net->nsteps; i++) {
+    dl_layer *l = net->steps[i].layer;
+    if (!l->ops->get_state) continue;
+    (*count)++;
+    if (!write) continue;
+    size_t n = l->ops->state_size(l);
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    if (!x) return dl_error(DL_ENOMEM, "out of memory saving the state of layer '%s'", l->name);
+    l->ops->get_state(l, x);
+    char key[300];
+    snprintf(key, sizeof key, "%s/%s", phase, l->name);
+    dl_sbuf_str(b, key);
+    dl_sbuf_u64(b, (uint64_t)n);
+    dl_sbuf_floats(b, x, n);
+    free(x);
+  }
+  return DL_OK;
 }
 
 static int iter_of(const char *path) {
@@ -115,7 +147,13 @@ dl_status dl_solver_snapshot(dl_solver *s) {
   n = 0;
   put_cursors(&b, s->train, "train", &n, 1);
   put_cursors(&b, s->test, "test", &n, 1);
-  dl_status st = dl_snapshot_write_file(path, DL_SNAP_FULL, &b);
+  n = 0;
+  put_states(&b, s->train, "train", &n, 0);
+  put_states(&b, s->test, "test", &n, 0);
+  dl_sbuf_u32(&b, n);
+  dl_status st = put_states(&b, s->train, "train", &n, 1);
+  if (!st) st = put_states(&b, s->test, "test", &n, 1);
+  if (!st) st = dl_snapshot_write_file(path, DL_SNAP_FULL, &b);
   dl_sbuf_free(&b);
   if (st) return st;
   snprintf(s->last_snapshot, sizeof s->last_snapshot, "%s", path);
@@ -134,7 +172,8 @@ dl_status dl_net_export_weights(const dl_net *net, const char *path) {
   dl_sbuf_u64(&b, 0);
   put_params(&b, net);
   dl_sbuf_u64(&b, 0);
-  dl_sbuf_u32(&b, 0);
+  dl_sbuf_u32(&b, 0); /* no cursors */
+  dl_sbuf_u32(&b, 0); /* no carried states */
   dl_status st = dl_snapshot_write_file(path, DL_SNAP_WEIGHTS, &b);
   dl_sbuf_free(&b);
   return st;
@@ -147,7 +186,7 @@ static dl_status corrupt(const char *path, const char *what) {
 static dl_status snap_read(const char *path, snap *z) {
   memset(z, 0, sizeof *z);
   size_t len;
-  dl_status st = dl_snapshot_read_file(path, &z->kind, &z->payload, &len);
+  dl_status st = dl_snapshot_read_file(path, &z->kind, &z->version, &z->payload, &len);
   if (st) return st;
   dl_sreader r = {.p = z->payload, .n = len, .file = path};
   uint32_t sl;
@@ -192,6 +231,21 @@ static dl_status snap_read(const char *path, snap *z) {
     if (key) memcpy(z->cursors[i].key, key, sl);
     for (int k = 0; k < 4; k++) z->cursors[i].cursor[k] = (int64_t)dl_sread_u64(&r);
   }
+  if (z->version >= 2) {
+    z->nstates = dl_sread_u32(&r);
+    if (r.failed || z->nstates > 10000) return corrupt(path, "truncated payload");
+    z->states = calloc(z->nstates + 1, sizeof *z->states);
+    if (!z->states) return dl_error(DL_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < z->nstates && !r.failed; i++) {
+      snap_state *q = &z->states[i];
+      const char *key = dl_sread_str(&r, &sl);
+      if (sl >= sizeof q->key) return corrupt(path, "state name");
+      if (key) memcpy(q->key, key, sl);
+      q->count = dl_sread_u64(&r);
+      if (q->count > ((uint64_t)1 << 40)) return corrupt(path, "state size");
+      q->data = dl_sread_floats(&r, (size_t)q->count);
+    }
+  }
   if (r.failed || r.off != r.n) return corrupt(path, "payload length does not match its contents");
   return DL_OK;
 }
@@ -220,6 +274,48 @@ static dl_status restore_cursors(dl_net *net, const char *phase, const snap *z, 
       if (strcmp(z->cursors[k].key, key) == 0) c = &z->cursors[k];
     if (!c) return dl_error(DL_EIO, "%s: has no data position for layer '%s'", path, l->name);
     dl_status st = l->ops->set_cursor(l, c->cursor);
+    if (st) return st;
+  }
+  return DL_OK;
+}
+
+/* Hands each stateful layer its saved state. Format 1 files have none: the
+ * layers keep their zero state, with a note (the resume is then not exact). */
+static dl_status restore_states(dl_solver *s, dl_net *net, const char *phase, const snap *z,
+                                const char *path) {
+  for (int i = 0; net && i < net->nsteps; i++) {
+    dl_layer *l = net->steps[i].layer;
+    if (!l->ops->set_state) continue;
+    if (z->version < 2) {
+      if (!s->quiet)
+        fprintf(s->log,
+                "note: %s is a format %u snapshot, which does not hold the state layer '%s' "
+                "carries between batches; it starts from zero, so the resumed losses differ "
+                "slightly from an uninterrupted run's\n",
+                path, z->version, l->name);
+      continue;
+    }
+    char key[300];
+    snprintf(key, sizeof key, "%s/%s", phase, l->name);
+    const snap_state *q = NULL;
+    for (uint32_t k = 0; k < z->nstates; k++)
+      if (strcmp(z->states[k].key, key) == 0) q = &z->states[k];
+    if (!q)
+      return dl_error(DL_EIO, "%s: has no carried state for layer '%s' (%s phase)", path, l->name,
+                      phase);
+    size_t want = l->ops->state_size(l);
+    if (q->count != (uint64_t)want)
+      return dl_error(DL_ECONFIG,
+                      "%s: the carried state of layer '%s' (%s phase) holds %llu floats, but the "
+                      "layer now carries %zu: the snapshot was written with another batch size "
+                      "(or hidden size); resume with the net it was written with, or start from "
+                      "its weights with --weights",
+                      path, l->name, phase, (unsigned long long)q->count, want);
+    float *x = malloc((want ? want : 1) * sizeof(float));
+    if (!x) return dl_error(DL_ENOMEM, "out of memory");
+    memcpy(x, q->data, want * sizeof(float)); /* the payload is not float-aligned */
+    dl_status st = l->ops->set_state(l, x, want);
+    free(x);
     if (st) return st;
   }
   return DL_OK;
@@ -267,6 +363,8 @@ dl_status dl_solver_restore(dl_solver *s, const char *path) {
   s->ctx.iter = s->iter;
   st = restore_cursors(s->train, "train", &z, path);
   if (!st) st = restore_cursors(s->test, "test", &z, path);
+  if (!st) st = restore_states(s, s->train, "train", &z, path);
+  if (!st) st = restore_states(s, s->test, "test", &z, path);
   if (!st && !s->quiet)
     fprintf(s->log, "resumed from %s at iteration %lld (seed %llu)\n", path, (long long)s->iter,
             (unsigned long long)z.seed);

@@ -1,14 +1,19 @@
 /* Embed, LSTM and RNN: hand cases, naive double-precision references unrolled
  * step by step (with cont resets in the middle), gradient checks through
  * several steps, state carried across forwards, bad indices and shapes, the
- * vectorized exp/sigmoid/tanh against libm, and a small language model net. */
+ * vectorized exp/sigmoid/tanh against libm, a small language model net, and
+ * the carried state in snapshots (exact resume of an LSTM language model on
+ * TokenData, other batch sizes refused, format 1 snapshots still read). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <zlib.h>
 
 #include "core/math.h"
 #include "core/net.h"
+#include "io/snapshot.h"
 #include "layers/recurrent.h"
+#include "solvers/solver.h"
 #include "tests/testutil.h"
 
 static void free_blobs(dl_blob **b, int n) {
@@ -483,6 +488,337 @@ START_TEST(language_model_net_learns) {
 }
 END_TEST
 
+/* ---- Carried state in snapshots -------------------------------------------- */
+
+/* get_state / set_state: a fresh layer given another's state continues exactly
+ * as it would; a state of another size is refused, naming both sizes. */
+static void check_state_ops(const char *type, int cell) {
+  enum { T = 3, N = 2, D = 4, H = 5 };
+  dl_blob *x = dl_test_blob("x", 3, (int[]){T, N, D}, -1, 1, 31);
+  dl_blob *cont = dl_test_blob("cont", 2, (int[]){T, N}, 0, 1, 1);
+  dl_blob *ha = dl_blob_new("h"), *hb = dl_blob_new("h");
+  dl_set(cont->count, 1, dl_data(cont));
+  char yaml[300];
+  rec_yaml(yaml, sizeof yaml, type, H, "");
+  dl_blob *bottom[2] = {x, cont};
+  dl_layer *a = dl_test_layer(yaml, bottom, 2, &ha, 1);
+  dl_layer *b = dl_test_layer(yaml, bottom, 2, &hb, 1); /* same weights */
+  ck_assert_ptr_nonnull(a->ops->state_size);
+  ck_assert_ptr_nonnull(a->ops->get_state);
+  ck_assert_ptr_nonnull(a->ops->set_state);
+  size_t n = a->ops->state_size(a);
+  ck_assert_uint_eq(n, (size_t)N * H * (cell ? 2 : 1));
+  forward(a, bottom, 2, &ha, 1);
+  float state[2 * N * H], zero[2 * N * H] = {0};
+  a->ops->get_state(a, state);
+  ck_assert_int_ne(memcmp(state, zero, n * sizeof(float)), 0);
+  dl_diag_clear();
+  ck_assert_int_eq(b->ops->set_state(b, state, n), DL_OK);
+  float got[2 * N * H];
+  b->ops->get_state(b, got);
+  ck_assert_int_eq(memcmp(got, state, n * sizeof(float)), 0);
+  forward(a, bottom, 2, &ha, 1); /* both continue from the same state */
+  forward(b, bottom, 2, &hb, 1);
+  ck_assert_int_eq(memcmp(dl_cdata(ha), dl_cdata(hb), ha->count * sizeof(float)), 0);
+  dl_diag_clear();
+  ck_assert_int_eq(b->ops->set_state(b, state, n - 1), DL_ECONFIG);
+  char want[128];
+  snprintf(want, sizeof want, "holds %zu floats, but this layer carries %zu", n - 1, n);
+  ck_assert_msg(strstr(dl_diag_text(), want) != NULL, "%s", dl_diag_text());
+  dl_layer_free(a);
+  dl_layer_free(b);
+  free_blobs((dl_blob *[]){x, cont, ha, hb}, 4);
+}
+
+START_TEST(lstm_state_ops) { check_state_ops("LSTM", 1); }
+END_TEST
+
+START_TEST(rnn_state_ops) { check_state_ops("RNN", 0); }
+END_TEST
+
+/* A 2-layer LSTM language model on TokenData (token ids with some structure:
+ * each token depends on the one before), train N = %d streams of T = 5; the
+ * test phase reads another file with N = 3, T = 4. */
+#define LM_NET                                                                                     \
+  "name: lm\n"                                                                                     \
+  "layers:\n"                                                                                      \
+  "- {name: text, type: TokenData, top: [data, target, cont], include: {phase: train},\n"          \
+  "   source: train.ids, format: ids, vocab_size: 20, batch_size: %d, seq_len: 5}\n"               \
+  "- {name: text, type: TokenData, top: [data, target, cont], include: {phase: test},\n"           \
+  "   source: valid.ids, format: ids, vocab_size: 20, batch_size: 3, seq_len: 4}\n"                \
+  "- {name: emb, type: Embed, bottom: data, top: x, input_dim: 20, num_output: 8}\n"               \
+  "- {name: lstm1, type: LSTM, bottom: [x, cont], top: h1, num_output: 8}\n"                       \
+  "- {name: lstm2, type: LSTM, bottom: [h1, cont], top: h2, num_output: 8}\n"                      \
+  "- {name: ip, type: InnerProduct, bottom: h2, top: s, num_output: 20, axis: 2}\n"                \
+  "- {name: loss, type: SoftmaxWithLoss, bottom: [s, target], top: loss, axis: 2,\n"               \
+  "   perplexity: true}\n"
+
+static void write_ids(const char *dir, const char *name, int n, unsigned seed) {
+  char *text = malloc((size_t)n * 4 + 1), *p = text;
+  unsigned v = seed, x = 0;
+  for (int i = 0; i < n; i++) {
+    v = v * 1103515245u + 12345u;
+    x = (3 * x + ((v >> 16) % 3)) % 20;
+    p += sprintf(p, "%u%c", x, i % 16 == 15 ? '\n' : ' ');
+  }
+  free(dl_test_write(dir, name, text));
+  free(text);
+}
+
+/* The same net on SyntheticData tokens: no TokenData cursor to refuse another N. */
+#define SYN_NET                                                                                    \
+  "name: lm\n"                                                                                     \
+  "layers:\n"                                                                                      \
+  "- {name: tok, type: SyntheticData, top: data, shape: [5, %d], fill: classes, num_classes: "     \
+  "20}\n"                                                                                          \
+  "- {name: tgt, type: SyntheticData, top: target, shape: [5, %d], fill: classes, num_classes: "   \
+  "20}\n"                                                                                          \
+  "- {name: cont, type: SyntheticData, top: cont, shape: [5, %d], fill: constant, value: 1}\n"     \
+  "- {name: emb, type: Embed, bottom: data, top: x, input_dim: 20, num_output: 8}\n"               \
+  "- {name: lstm1, type: LSTM, bottom: [x, cont], top: h1, num_output: 8}\n"                       \
+  "- {name: lstm2, type: LSTM, bottom: [h1, cont], top: h2, num_output: 8}\n"                      \
+  "- {name: ip, type: InnerProduct, bottom: h2, top: s, num_output: 20, axis: 2}\n"                \
+  "- {name: loss, type: SoftmaxWithLoss, bottom: [s, target], top: loss, axis: 2}\n"
+
+/* A solver on net text `net` in dir (tests with test_iter 3 when `test`). */
+static dl_solver *lm_solver_net(const char *dir, const char *net, int test) {
+  char solver[512];
+  char *net_path = dl_test_write(dir, "net.yaml", net);
+  snprintf(solver, sizeof solver,
+           "base_lr: 0.5\nmomentum: 0.9\nclip_gradients: 1\nseed: 7\nmax_iter: 100\n"
+           "test_iter: %d\naverage_loss: 4\nsnapshot_prefix: %s/lm\n",
+           test ? 3 : 0, dir);
+  char *solver_path = dl_test_write(dir, "solver.yaml", solver);
+  dl_solver_param p;
+  dl_diag_clear();
+  ck_assert_msg(dl_solver_param_load(solver_path, &p) == DL_OK, "%s", dl_diag_text());
+  dl_solver_opts o = {.net_path = net_path, .seed = -1, .gpu = -1, .quiet = 1};
+  dl_solver *s = NULL;
+  ck_assert_msg(dl_solver_create(&p, solver_path, &o, &s) == DL_OK, "%s", dl_diag_text());
+  free(net_path);
+  free(solver_path);
+  return s;
+}
+
+static dl_solver *lm_solver(const char *dir, int batch) {
+  char net[2048];
+  snprintf(net, sizeof net, LM_NET, batch);
+  return lm_solver_net(dir, net, 1);
+}
+
+static const char *lm_dir(char *dir, size_t n) {
+  dl_test_tmpdir(dir, n);
+  write_ids(dir, "train.ids", 400, 1); /* N = 4: 100 per stream, 19 batches an epoch */
+  write_ids(dir, "valid.ids", 150, 2); /* N = 3: 50 per stream, 12 batches */
+  return dir;
+}
+
+/* 30 steps with tests after steps 5 and 20: losses into loss[30], test means
+ * (the loss) into test[2]. */
+static void lm_continue(dl_solver *s, double *loss, double *test) {
+  for (int i = 0; i < 30; i++) {
+    dl_diag_clear();
+    ck_assert_msg(dl_solver_step(s, &loss[i]) == DL_OK, "%s", dl_diag_text());
+    if (i == 5 || i == 20) ck_assert_int_eq(dl_solver_test(s, &test[i == 20]), DL_OK);
+  }
+}
+
+/* Snapshot at iteration 17 of a run that tested at 13 (so both nets carry
+ * state), then 30 more steps crossing the epoch boundary at 19: the resumed
+ * run's losses and test results equal the uninterrupted run's bit for bit.
+ * Without the carried state (zeroed after the restore) they would not. */
+START_TEST(lstm_lm_resume_is_bit_identical) {
+  char dir[64], snap[600];
+  lm_dir(dir, sizeof dir);
+  dl_solver *a = lm_solver(dir, 4);
+  ck_assert_int_eq(a->test->noutputs, 1);
+  ck_assert(dl_net_output_perplexity(a->test, 0));
+  double la[30], lb[30], lc, ta[2], tb[2], t0;
+  for (int i = 0; i < 17; i++) {
+    ck_assert_int_eq(dl_solver_step(a, NULL), DL_OK);
+    if (i == 12) ck_assert_int_eq(dl_solver_test(a, &t0), DL_OK);
+  }
+  dl_diag_clear();
+  ck_assert_msg(dl_solver_snapshot(a) == DL_OK, "%s", dl_diag_text());
+  lm_continue(a, la, ta);
+  snprintf(snap, sizeof snap, "%s/lm_iter_17.dlsnap", dir);
+
+  dl_solver *b = lm_solver(dir, 4);
+  dl_diag_clear();
+  ck_assert_msg(dl_solver_restore(b, snap) == DL_OK, "%s", dl_diag_text());
+  ck_assert_int_eq(b->iter, 17);
+  lm_continue(b, lb, tb);
+  for (int i = 0; i < 30; i++)
+    ck_assert_msg(la[i] == lb[i], "iteration %d: %.17g vs %.17g", 17 + i, la[i], lb[i]);
+  for (int i = 0; i < 2; i++)
+    ck_assert_msg(ta[i] == tb[i], "test %d: %.17g vs %.17g", i, ta[i], tb[i]);
+  ck_assert_int_eq(memcmp(dl_mem_host(a->train->flat_data), dl_mem_host(b->train->flat_data),
+                          a->train->param_count * sizeof(float)),
+                   0);
+
+  /* The control: the same restore with the train LSTMs' state zeroed. */
+  dl_solver *c = lm_solver(dir, 4);
+  ck_assert_int_eq(dl_solver_restore(c, snap), DL_OK);
+  float zero[2 * 4 * 8] = {0};
+  for (int k = 0; k < 2; k++) {
+    dl_layer *l = dl_net_layer(c->train, k ? "lstm2" : "lstm1");
+    ck_assert_uint_eq(l->ops->state_size(l), 2 * 4 * 8);
+    ck_assert_int_eq(l->ops->set_state(l, zero, 2 * 4 * 8), DL_OK);
+  }
+  ck_assert_int_eq(dl_solver_step(c, &lc), DL_OK);
+  ck_assert_msg(lc != la[0], "zeroing the state changed nothing: the test would not see it");
+  dl_solver_free(a);
+  dl_solver_free(b);
+  dl_solver_free(c);
+  dl_test_rmdir(dir);
+}
+END_TEST
+
+/* The carried state has N x H values: a snapshot of another batch size (the
+ * parameters are the same) is refused with both sizes and a way out. (With
+ * TokenData, the data cursor already refuses it: its epoch length changes.) */
+START_TEST(lstm_lm_state_of_other_batch_size_refused) {
+  char dir[64], snap[600], net[2048];
+  dl_test_tmpdir(dir, sizeof dir);
+  snprintf(net, sizeof net, SYN_NET, 4, 4, 4);
+  dl_solver *a = lm_solver_net(dir, net, 0);
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(dl_solver_step(a, NULL), DL_OK);
+  ck_assert_int_eq(dl_solver_snapshot(a), DL_OK);
+  snprintf(snap, sizeof snap, "%s/lm_iter_3.dlsnap", dir);
+  snprintf(net, sizeof net, SYN_NET, 2, 2, 2);
+  dl_solver *b = lm_solver_net(dir, net, 0);
+  dl_diag_clear();
+  ck_assert_int_eq(dl_solver_restore(b, snap), DL_ECONFIG);
+  const char *msg = dl_diag_text();
+  ck_assert_msg(strstr(msg, "carried state of layer 'lstm1' (train phase) holds 64 floats, but "
+                            "the layer now carries 32") != NULL &&
+                    strstr(msg, "--weights"),
+                "%s", msg);
+  dl_solver_free(a);
+  dl_solver_free(b);
+  dl_test_rmdir(dir);
+}
+END_TEST
+
+/* Writes payload bytes [0, n) as a snapshot file of format `version`. */
+static void write_snapshot_version(const char *path, uint32_t version, const unsigned char *p,
+                                   size_t n) {
+  uLongf zlen = compressBound((uLong)n);
+  unsigned char *z = malloc(zlen);
+  ck_assert_int_eq(compress2(z, &zlen, p, (uLong)n, 1), Z_OK);
+  unsigned char header[32] = "DLSNAP01";
+  uint32_t kind = DL_SNAP_FULL, crc_raw = (uint32_t)crc32_z(0, p, n),
+           crc_z = (uint32_t)crc32_z(0, z, zlen);
+  uint64_t raw = n;
+  memcpy(header + 8, &version, 4);
+  memcpy(header + 12, &kind, 4);
+  memcpy(header + 16, &raw, 8);
+  memcpy(header + 24, &crc_raw, 4);
+  memcpy(header + 28, &crc_z, 4);
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(header, 1, 32, f), 32);
+  ck_assert_uint_eq(fwrite(z, 1, zlen, f), zlen);
+  fclose(f);
+  free(z);
+}
+
+/* A format 1 snapshot (written before the carried state was saved: the same
+ * payload without the trailing state records) still resumes: the state starts
+ * from zero, with a note saying so. Format 3 is refused. */
+START_TEST(format_1_snapshot_still_resumes) {
+  char dir[64], snap[600], old[640];
+  lm_dir(dir, sizeof dir);
+  dl_solver *a = lm_solver(dir, 4);
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(dl_solver_step(a, NULL), DL_OK);
+  ck_assert_int_eq(dl_solver_test(a, (double[1]){0}), DL_OK);
+  ck_assert_int_eq(dl_solver_snapshot(a), DL_OK);
+  snprintf(snap, sizeof snap, "%s/lm_iter_5.dlsnap", dir);
+  uint32_t kind, version;
+  unsigned char *payload;
+  size_t len;
+  ck_assert_int_eq(dl_snapshot_read_file(snap, &kind, &version, &payload, &len), DL_OK);
+  ck_assert_uint_eq(version, DL_SNAP_VERSION);
+  /* The state records: a count, then per layer its key, a u64 count and the floats. */
+  size_t records = 4;
+  static const char *const keys[] = {"train/lstm1", "train/lstm2", "test/lstm1", "test/lstm2"};
+  static const int streams[] = {4, 4, 3, 3};
+  for (int k = 0; k < 4; k++)
+    records += 4 + strlen(keys[k]) + 8 + 4 * (size_t)(2 * streams[k] * 8);
+  ck_assert_uint_gt(len, records);
+  uint32_t nstates;
+  memcpy(&nstates, payload + len - records, 4);
+  ck_assert_uint_eq(nstates, 4);
+  snprintf(old, sizeof old, "%s/old_iter_5.dlsnap", dir);
+  write_snapshot_version(old, 1, payload, len - records);
+
+  dl_solver *b = lm_solver(dir, 4);
+  char *log = NULL;
+  size_t loglen = 0;
+  b->quiet = 0;
+  b->log = open_memstream(&log, &loglen);
+  dl_diag_clear();
+  ck_assert_msg(dl_solver_restore(b, old) == DL_OK, "%s", dl_diag_text());
+  fclose(b->log);
+  b->log = stderr;
+  ck_assert_int_eq(b->iter, 5);
+  ck_assert_msg(strstr(log, "format 1 snapshot") && strstr(log, "layer 'lstm1'"), "%s", log);
+  free(log);
+  dl_layer *l = dl_net_layer(b->train, "lstm2");
+  float state[2 * 4 * 8], zero[2 * 4 * 8] = {0};
+  l->ops->get_state(l, state);
+  ck_assert_int_eq(memcmp(state, zero, sizeof state), 0);
+  ck_assert_int_eq(memcmp(dl_mem_host(a->train->flat_data), dl_mem_host(b->train->flat_data),
+                          a->train->param_count * sizeof(float)),
+                   0);
+  ck_assert_int_eq(dl_solver_step(b, NULL), DL_OK);
+
+  write_snapshot_version(old, DL_SNAP_VERSION + 1, payload, len);
+  dl_diag_clear();
+  ck_assert_int_eq(dl_solver_restore(b, old), DL_EIO);
+  char want[128];
+  snprintf(want, sizeof want, "format version %d, this dltrain reads versions 1 to %d",
+           DL_SNAP_VERSION + 1, DL_SNAP_VERSION);
+  ck_assert_msg(strstr(dl_diag_text(), want), "%s", dl_diag_text());
+  free(payload);
+  dl_solver_free(a);
+  dl_solver_free(b);
+  dl_test_rmdir(dir);
+}
+END_TEST
+
+/* perplexity: true needs the loss to be a mean per label. */
+START_TEST(perplexity_needs_a_mean_per_label) {
+  dl_blob *s = dl_test_blob("s", 3, (int[]){2, 3, 4}, -1, 1, 5);
+  dl_blob *y = dl_test_blob("y", 2, (int[]){2, 3}, 0, 0, 5), *loss = dl_blob_new("loss");
+  dl_blob *bottom[2] = {s, y};
+  static const char *const norms[] = {"valid", "full", "batch_size", "none"};
+  for (int k = 0; k < 4; k++) {
+    char yaml[200];
+    snprintf(yaml, sizeof yaml,
+             "{name: loss, type: SoftmaxWithLoss, axis: 2, perplexity: true, normalization: %s}",
+             norms[k]);
+    dl_layer *l = NULL;
+    ck_assert_int_eq(dl_layer_from_yaml(yaml, DL_TRAIN, NULL, &l), DL_OK);
+    ck_assert_ptr_nonnull(l->ops->reports_perplexity);
+    ck_assert(l->ops->reports_perplexity(l));
+    dl_diag_clear();
+    dl_status st = dl_layer_setup(l, bottom, 2, &loss, 1);
+    if (k < 2) {
+      ck_assert_msg(st == DL_OK, "%s", dl_diag_text());
+    } else {
+      ck_assert_int_eq(st, DL_ECONFIG);
+      ck_assert_msg(strstr(dl_diag_text(), "needs normalization valid or full"), "%s",
+                    dl_diag_text());
+    }
+    dl_layer_free(l);
+  }
+  free_blobs((dl_blob *[]){s, y, loss}, 3);
+}
+END_TEST
+
 Suite *suite_recurrent(void) {
   Suite *s = suite_create("recurrent");
   TCase *tc = tcase_create("recurrent");
@@ -503,5 +839,13 @@ Suite *suite_recurrent(void) {
   tcase_add_test(tc, fast_exp_sigmoid_tanh_match_libm);
   tcase_add_test(tc, language_model_net_learns);
   suite_add_tcase(s, tc);
+  TCase *st = tcase_create("state");
+  tcase_add_test(st, lstm_state_ops);
+  tcase_add_test(st, rnn_state_ops);
+  tcase_add_test(st, lstm_lm_resume_is_bit_identical);
+  tcase_add_test(st, lstm_lm_state_of_other_batch_size_refused);
+  tcase_add_test(st, format_1_snapshot_still_resumes);
+  tcase_add_test(st, perplexity_needs_a_mean_per_label);
+  suite_add_tcase(s, st);
   return s;
 }
