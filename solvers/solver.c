@@ -262,6 +262,12 @@ static void display(dl_solver *s, double loss, double lr, int64_t first_iter, do
   char el[32], eta[32];
   format_duration(elapsed, el, sizeof el);
   format_duration(per_iter * (double)(s->param.max_iter - s->iter), eta, sizeof eta);
+  char clip[96] = "";
+  if (s->clipped)
+    snprintf(clip, sizeof clip, "  clipped %lld (max norm %.4g)", (long long)s->clipped,
+             s->clip_norm_max);
+  s->clipped = 0;
+  s->clip_norm_max = 0;
   double w = train_perplexity_weight(s->train);
   char ppl_text[48] = "", ppl_json[48] = "";
   if (w != 0) {
@@ -271,9 +277,9 @@ static void display(dl_solver *s, double loss, double lr, int64_t first_iter, do
   if (!s->quiet) {
     if (isatty(fileno(s->log))) fprintf(s->log, "\r\033[K");
     fprintf(s->log,
-            "iter %lld/%d  loss %.6g (avg %.6g%s)  lr %.6g  %.0f img/s  data wait %.0f%%  elapsed %s  eta %s\n",
+            "iter %lld/%d  loss %.6g (avg %.6g%s)  lr %.6g  %.0f img/s  data wait %.0f%%  elapsed %s  eta %s%s\n",
             (long long)s->iter, s->param.max_iter, loss, s->smoothed_loss, ppl_text, lr, ips,
-            100.0 * wait / (elapsed > 0 ? elapsed : 1), el, eta);
+            100.0 * wait / (elapsed > 0 ? elapsed : 1), el, eta, clip);
   }
   fprintf(s->metrics,
           "{\"iter\": %lld, \"time\": %.4f, \"lr\": %.8g, \"loss\": %.8g, \"smoothed_loss\": %.8g%s, "

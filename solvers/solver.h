@@ -80,6 +80,8 @@ typedef struct dl_solver {
   int quiet;
   char last_snapshot[1024];
   double data_wait_seconds;
+  int64_t clipped;      /* iterations whose gradient was clipped since the last display */
+  double clip_norm_max; /* the largest gradient norm among them */
   double start_time;
 } dl_solver;
 

@@ -130,9 +130,8 @@ static float gradient_scale(dl_solver *s, const float *g) {
   if (p->clip_gradients <= 0) return scale;
   double norm = sqrt(dl_sumsq(s->train->param_count, g)) * scale;
   if (norm <= p->clip_gradients) return scale;
-  if (!s->quiet)
-    fprintf(s->log, "  clipping gradients: L2 norm %.4g > clip_gradients %g\n", norm,
-            p->clip_gradients);
+  s->clipped++; /* counted, and shown on the next display line */
+  s->clip_norm_max = norm > s->clip_norm_max ? norm : s->clip_norm_max;
   return scale * (float)(p->clip_gradients / norm);
 }
 
