@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* C = alpha * op(A) * op(B) + beta * C, with op(A) M x K, op(B) K x N. */
 void dl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
              const float *B, float beta, float *C);
@@ -36,5 +40,9 @@ void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx);
 void dl_set_threads(int n);
 int dl_get_threads(void);
 const char *dl_blas_info(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

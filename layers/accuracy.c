@@ -1,13 +1,7 @@
 /* Accuracy: the fraction of positions whose label is among the top_k scores.
  * Ties count against the label (a score equal to the label's is not "above"
  * it), as in Caffe. No backward. */
-#include "core/layer.h"
-
-typedef struct {
-  int top_k;
-  int axis;
-  int ignore_label;
-} acc_param;
+#include "layers/accuracy.h"
 
 static const dl_param_spec acc_schema[] = {
     DL_P_INT(acc_param, top_k, "1", 1, 1 << 30, "count a hit when the label is among the k best",
@@ -19,11 +13,7 @@ static const dl_param_spec acc_schema[] = {
              "accuracy_param { ignore_label }"),
     DL_SPEC_END};
 
-typedef struct {
-  int outer, C, inner;
-} acc_dims;
-
-static dl_status acc_dims_of(dl_layer *l, dl_blob *const *bottom, acc_dims *d) {
+dl_status dl_accuracy_dims(dl_layer *l, dl_blob *const *bottom, acc_dims *d) {
   const acc_param *p = l->param;
   int axis = dl_blob_axis(bottom[0], p->axis);
   if (axis < 0)
@@ -40,7 +30,7 @@ static dl_status acc_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   (void)nb, (void)nt;
   const acc_param *p = l->param;
   acc_dims d;
-  dl_status st = acc_dims_of(l, bottom, &d);
+  dl_status st = dl_accuracy_dims(l, bottom, &d);
   if (st) return st;
   if (bottom[1]->count != (size_t)d.outer * d.inner) {
     char a[128], b[128];
@@ -53,12 +43,22 @@ static dl_status acc_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   return dl_blob_reshape(top[0], 0, NULL);
 }
 
+dl_status dl_accuracy_check_labels(dl_layer *l, const acc_dims *d, const float *label) {
+  const acc_param *p = l->param;
+  for (size_t k = 0; k < (size_t)d->outer * d->inner; k++) {
+    int y = (int)label[k];
+    if (y != p->ignore_label && (y < 0 || y >= d->C))
+      return dl_layer_error(l, DL_EDATA, "label %d is outside [0, %d)", y, d->C);
+  }
+  return DL_OK;
+}
+
 static dl_status acc_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                              int nt) {
   (void)nb, (void)nt;
   const acc_param *p = l->param;
   acc_dims d;
-  acc_dims_of(l, bottom, &d);
+  dl_accuracy_dims(l, bottom, &d);
   const float *x = dl_cdata(bottom[0]), *label = dl_cdata(bottom[1]);
   int hits = 0, counted = 0;
   for (int o = 0; o < d.outer; o++)
@@ -90,4 +90,7 @@ const dl_layer_ops dl_layer_accuracy = {
     .no_grad_bottoms = 3,
     .reshape = acc_reshape,
     .forward = acc_forward,
+#ifdef DL_GPU
+    .forward_gpu = dl_accuracy_forward_gpu,
+#endif
 };
