@@ -1,14 +1,18 @@
 # dltrain build. Switches (make VAR=value):
 #   GPU=auto|1|0   compile the CUDA objects (*.cu) when nvcc and cuDNN are found (auto)
+#   CUDA_ARCH=90   the GPU generation the CUDA code is built for (sm_90 code + compute_90 PTX)
 #   DEBUG=1        -O0 -g
 #   SAN=1          AddressSanitizer + UBSan (what `make asan` uses)
 #   V=1            print full compiler commands
-# Targets: all (./dltrain), test, asan, format, clean, deps (install Debian packages).
+# Targets: all (./dltrain), test, asan, format, clean, deps (install Debian packages),
+#   device (a portable GPU build in build/device for the GPU machine: docs/gpu.md).
 # Sources are found by wildcard: a new layer needs no edit here.
 
 GPU ?= auto
+CUDA_ARCH ?= 90
 DEBUG ?= 0
 SAN ?= 0
+DEVICE ?= 0
 CUDA ?= /usr/local/cuda
 NVCC ?= $(CUDA)/bin/nvcc
 
@@ -20,6 +24,9 @@ ifeq ($(SAN),1)
 endif
 
 CONFIG := $(if $(filter 1,$(DEBUG)),debug,release)$(if $(filter 1,$(SAN)),-san,)$(if $(filter 1,$(GPU)),-gpu,)
+ifeq ($(DEVICE),1)
+  CONFIG := device
+endif
 BUILD := build/$(CONFIG)
 
 PKGS := yaml-0.1 libpng zlib openblas
@@ -39,9 +46,23 @@ ifeq ($(SAN),1)
 endif
 ifeq ($(GPU),1)
   CFLAGS += -DDL_GPU -I$(CUDA)/include
-  NVFLAGS := -O2 -std=c++17 -I. -DDL_GPU -gencode arch=compute_90,code=sm_90 \
-    -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall,-Werror
+  NVFLAGS := -O2 -g -std=c++17 -I. -DDL_GPU -DDL_CUDA_ARCH=$(CUDA_ARCH) \
+    -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
+    -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) \
+    -Werror all-warnings -Xcompiler -Wall,-Werror -MMD -MP
   LDLIBS += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcudart -lcublas -lcudnn -lstdc++
+endif
+# The portable GPU build for the GPU machine (docs/gpu.md): everything but the
+# CUDA libraries, libstdc++ and the C runtime linked statically, since that
+# machine has no libyaml and no Check; the CUDA libraries are found through
+# the run path (CUDA 13 there too; cuDNN from the system) or LD_LIBRARY_PATH.
+ifeq ($(DEVICE),1)
+  BLAS_STATIC_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-pthread
+  CUDA_RUNPATH := $(CUDA)/lib64:/usr/local/cuda-13.0/targets/x86_64-linux/lib
+  LDLIBS := -Wl,-Bstatic -lyaml -lpng16 -lz -L$(BLAS_STATIC_DIR) -lopenblas -lgfortran \
+    -lquadmath -Wl,-Bdynamic -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA_RUNPATH) -lcudart -lcublas \
+    -lcudnn -lstdc++ -lm -pthread
+  CHECK_LIBS := -Wl,-Bstatic -lcheck -lsubunit -Wl,-Bdynamic -lrt
 endif
 
 LIB_SRC := $(wildcard core/*.c layers/*.c solvers/*.c io/*.c) $(filter-out cmd/main.c,$(wildcard cmd/*.c))
@@ -50,7 +71,7 @@ TEST_SRC := $(wildcard tests/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan test-san format clean deps data
+.PHONY: all test asan test-san format clean deps data device device-build
 all: dltrain
 
 dltrain: $(BUILD)/dltrain
@@ -102,6 +123,13 @@ test: $(BUILD)/run_tests $(BUILD)/dltrain data
 
 asan:
 	$(MAKE) SAN=1 test-san
+
+# build/device/dltrain and build/device/run_tests, for the GPU machine.
+device:
+	$(MAKE) GPU=1 DEVICE=1 device-build
+device-build: $(BUILD)/dltrain $(BUILD)/run_tests
+	@echo "  portable GPU build in $(BUILD); dynamic libraries:"
+	@ldd $(BUILD)/dltrain | sed 's/ (0x.*//; s/^/    /'
 
 test-san: $(BUILD)/run_tests $(BUILD)/dltrain data
 	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 DLTRAIN_QUICK=1 \

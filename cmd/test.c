@@ -58,12 +58,14 @@ int cmd_test(int argc, char **argv) {
     if (st) return cmd_fail(st);
   }
   dl_set_threads(threads);
-  dl_ctx ctx = {.seed = 1, .threads = dl_get_threads()};
+  dl_ctx ctx = {.seed = 1, .threads = dl_get_threads(), .gpu = gpu >= 0};
   dl_net *net = NULL;
   dl_status st = dl_net_from_file(pos[0], DL_TEST, &ctx, &net);
   if (st) return cmd_fail(st);
   cmd_print_header(dl_get_threads(), -1);
+  if (gpu >= 0) fprintf(stderr, "%s\n", dl_gpu_startup_line());
   dl_net_print_summary(net, stderr);
+  dl_net_report_cpu_layers(net, stderr);
   int loaded = 0;
   st = dl_net_load_weights(net, pos[1], stderr, &loaded);
   if (!st && loaded < net->nparams)

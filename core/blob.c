@@ -93,6 +93,10 @@ float *dl_data(dl_blob *b) { return dl_mem_host_mut(b->data); }
 float *dl_diff(dl_blob *b) { return dl_mem_host_mut(b->diff); }
 const float *dl_cdata(dl_blob *b) { return dl_mem_host(b->data); }
 const float *dl_cdiff(dl_blob *b) { return dl_mem_host(b->diff); }
+float *dl_gpu_data(dl_blob *b) { return dl_mem_device_mut(b->data); }
+float *dl_gpu_diff(dl_blob *b) { return dl_mem_device_mut(b->diff); }
+const float *dl_gpu_cdata(dl_blob *b) { return dl_mem_device(b->data); }
+const float *dl_gpu_cdiff(dl_blob *b) { return dl_mem_device(b->diff); }
 
 int dl_blob_axis(const dl_blob *b, int axis) {
   if (axis < 0) axis += b->ndim;

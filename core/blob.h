@@ -9,6 +9,10 @@
 #include "core/mem.h"
 #include "core/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DL_MAX_AXES 8
 /* No single blob may hold more than this many elements (16 GiB of floats):
  * a config asking for more is an error, not an OOM kill. */
@@ -43,11 +47,21 @@ float *dl_data(dl_blob *b);
 float *dl_diff(dl_blob *b);
 const float *dl_cdata(dl_blob *b);
 const float *dl_cdiff(dl_blob *b);
+/* Device pointers, for GPU twins (GPU build only; the CPU-only build never
+ * calls them): mutable ones mark the device copy as the fresh one. */
+float *dl_gpu_data(dl_blob *b);
+float *dl_gpu_diff(dl_blob *b);
+const float *dl_gpu_cdata(dl_blob *b);
+const float *dl_gpu_cdiff(dl_blob *b);
 
 int dl_blob_axis(const dl_blob *b, int axis); /* negative counts from the end; -1 if out of range */
 int dl_blob_dim(const dl_blob *b, int axis);  /* 1 for axes beyond ndim */
 size_t dl_blob_count_range(const dl_blob *b, int start, int end); /* product of shape[start:end) */
 /* "64 x 1 x 28 x 28" into buf. */
 const char *dl_blob_shape_str(const dl_blob *b, char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,14 +1,35 @@
 /* Devices: how many CUDA GPUs this process can use, and a description. The
  * CPU-only build (and a GPU build on a machine without a GPU) reports none,
- * which callers turn into a clear error rather than a crash. */
+ * which callers turn into a clear error rather than a crash. Declared in both
+ * builds; the GPU context itself is core/gpu.h. */
 #ifndef DL_DEVICE_H
 #define DL_DEVICE_H
 
 #include "core/status.h"
 
-int dl_gpu_count(void);           /* 0 when no usable GPU or CPU-only build */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int dl_gpu_count(void);              /* 0 when no usable GPU or CPU-only build */
 const char *dl_gpu_build_info(void); /* "CPU-only build" or "CUDA 13.0, cuDNN 9.x" */
-/* Checks that GPU `id` can be used; DL_EDEVICE with an actionable message if not. */
+/* Checks that GPU `id` can be used and makes it this process's device (the
+ * stream, cuBLAS and cuDNN are set up); DL_EDEVICE with an actionable
+ * message if not: a CPU-only build, no GPU, no such id, a driver too old, a
+ * cuDNN of another major version, a GPU older than the build's target. */
 dl_status dl_gpu_require(int id);
+/* After dl_gpu_require: one line with the GPU, its compute capability and the
+ * driver, runtime, cuBLAS and cuDNN versions (loaded, and compiled against). */
+const char *dl_gpu_startup_line(void);
+
+/* The first GPU failure recorded (CUDA reports most of them at a later call);
+ * DL_OK if none, and always in the CPU-only build. */
+dl_status dl_gpu_error(void);
+/* Waits for the GPU's queued work; returns the first failure, if any. */
+dl_status dl_gpu_sync(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -13,7 +13,12 @@
  *  - Loss layers write a scalar top; the net seeds its diff with loss_weight, and
  *    backward scales by top diff[0].
  *  - User errors return a dl_status with a diagnostic (dl_layer_error); never abort.
- * GPU variants slot in as forward_gpu/backward_gpu; NULL means "run the CPU code". */
+ * GPU twins: forward_gpu/backward_gpu, defined in layers/NAME.cu and set in
+ * the ops table only in the GPU build (#ifdef DL_GPU). They take the same
+ * arguments, use the device pointers (dl_gpu_data ...) and follow the same
+ * conventions. In GPU mode the net runs a twin when there is one and the CPU
+ * code otherwise (synced memory moves the data); a twin that needs a value on
+ * the host reads it only where that costs no copy (dl_mem_host_fresh). */
 #ifndef DL_LAYER_H
 #define DL_LAYER_H
 
@@ -23,6 +28,10 @@
 #include "core/rng.h"
 #include "core/schema.h"
 #include "core/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum { DL_TRAIN = 0, DL_TEST = 1 } dl_phase;
 
@@ -37,10 +46,16 @@ typedef struct dl_ctx {
   int threads;
   int batch; /* > 0: replaces every data layer's batch size when the net is built
               * (dltrain bench --batch; see dl_net_layer_batch in core/net.h) */
+  int gpu; /* 1: GPU mode (layers run their GPU twins; GPU build only) */
 } dl_ctx;
 
 typedef struct dl_layer dl_layer;
 typedef struct dl_layer_ops dl_layer_ops;
+
+typedef dl_status (*dl_forward_fn)(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                                   int nt);
+typedef void (*dl_backward_fn)(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                               dl_blob *const *bottom, int nb);
 
 enum {
   DL_LAYER_DATA = 1 << 0,     /* produces data; has no bottoms; may save a cursor */
@@ -60,10 +75,8 @@ struct dl_layer_ops {
 
   dl_status (*setup)(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top, int nt);
   dl_status (*reshape)(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top, int nt);
-  dl_status (*forward)(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top, int nt);
-  /* NULL: the layer has no backward (data, accuracy). */
-  void (*backward)(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
-                   dl_blob *const *bottom, int nb);
+  dl_forward_fn forward;
+  dl_backward_fn backward;      /* NULL: the layer has no backward (data, accuracy) */
   void (*destroy)(dl_layer *l); /* frees priv; may be NULL */
   /* Multiply-adds x 2 of one forward at the current shapes (GEMM-like work
    * only, for `dltrain bench`); NULL: none worth counting. */
@@ -90,9 +103,19 @@ struct dl_layer_ops {
    * perplexity (SoftmaxWithLoss with `perplexity: true`). May be NULL. */
   int (*reports_perplexity)(const dl_layer *l);
 
-  /* Optional GPU twins (added by the GPU backend). */
-  void *forward_gpu, *backward_gpu;
+  /* Optional GPU twins (layers/NAME.cu); NULL: the CPU code runs in GPU mode. */
+  dl_forward_fn forward_gpu;
+  dl_backward_fn backward_gpu;
 };
+
+/* Declares a layer type's GPU twins, dl_NAME_forward_gpu and
+ * dl_NAME_backward_gpu: defined in layers/NAME.cu (with C linkage), set in
+ * the ops table of layers/NAME.c under #ifdef DL_GPU. */
+#define DL_GPU_TWINS(name)                                                                         \
+  dl_status dl_##name##_forward_gpu(dl_layer *l, dl_blob *const *bottom, int nb,                   \
+                                    dl_blob *const *top, int nt);                                  \
+  void dl_##name##_backward_gpu(dl_layer *l, dl_blob *const *top, int nt,                          \
+                                const int *propagate_down, dl_blob *const *bottom, int nb)
 
 struct dl_layer {
   const dl_layer_ops *ops;
@@ -128,5 +151,9 @@ dl_status dl_layer_from_yaml(const char *yaml_text, dl_phase phase, const dl_ctx
 dl_status dl_layer_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                          int nt);
 void dl_layer_free(dl_layer *l);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

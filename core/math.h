@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* C = alpha * op(A) * op(B) + beta * C, with op(A) M x K, op(B) K x N. */
 void dl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
              const float *B, float beta, float *C);
@@ -47,5 +51,9 @@ void dl_sum_rows(int M, int N, const float *dy, float *db);
 void dl_set_threads(int n);
 int dl_get_threads(void);
 const char *dl_blas_info(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,10 +5,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/device.h"
 #include "core/layer_build.h"
 #include "core/math.h"
 #include "core/registry.h"
 #include "io/config.h"
+
+#ifdef DL_GPU
+#include "core/math_gpu.h"
+#endif
 
 extern const dl_layer_ops dl_layer_split;
 
@@ -558,9 +563,68 @@ static void find_outputs(dl_net *net) {
   }
 }
 
+/* ---- GPU mode ------------------------------------------------------------
+ * The few places where the net itself touches blob contents (the loss sum,
+ * the loss seeds, the parameter-gradient reset) have device versions here;
+ * everything else is the layers' business. */
+
+static int net_gpu(const dl_net *net) { return net->ctx && net->ctx->gpu; }
+
+#ifdef DL_GPU
+/* In GPU mode blobs are allocated on the device only; the host copies come
+ * when a CPU layer (or a report) asks for them. A test-phase net has no
+ * backward: its diffs stay unallocated. */
+static dl_status reserve_device(dl_net *net) {
+  dl_status st = DL_OK;
+  for (int i = 0; i < net->nblobs && !st; i++) {
+    dl_blob *b = net->blobs[i];
+    st = dl_mem_reserve_device(b->data);
+    if (!st && net->phase == DL_TRAIN) st = dl_mem_reserve_device(b->diff);
+    if (st) dl_error(st, "cannot place blob '%s' (%zu floats) on the GPU", b->name, b->count);
+  }
+  if (!st) st = dl_mem_reserve_device(net->flat_data);
+  if (!st && net->phase == DL_TRAIN) st = dl_mem_reserve_device(net->flat_diff);
+  if (!st) st = dl_mem_reserve_device(net->loss);
+  return st;
+}
+
+static void gpu_loss_reset(dl_net *net) {
+  float *acc = dl_mem_device_mut(net->loss);
+  if (acc) dl_gpu_set(1, 0, acc);
+}
+
+static void gpu_loss_add(dl_net *net, dl_blob *top, float weight) {
+  const float *y = dl_gpu_cdata(top);
+  float *acc = dl_mem_device_mut(net->loss);
+  if (y && acc) dl_gpu_reduce_into(top->count, y, NULL, weight, 1, acc);
+}
+
+static void gpu_seed(dl_blob *top, float weight) {
+  float *d = dl_gpu_diff(top);
+  if (d) dl_gpu_set(top->count, weight, d);
+}
+
+static void gpu_zero_param_diffs(dl_net *net) {
+  float *d = dl_mem_device_mut(net->flat_diff);
+  if (d) dl_gpu_set(net->param_count, 0, d);
+}
+#else
+/* Unreachable in the CPU-only build: a net is never in GPU mode there. */
+static dl_status reserve_device(dl_net *net) { return (void)net, DL_EINTERNAL; }
+static void gpu_loss_reset(dl_net *net) { (void)net; }
+static void gpu_loss_add(dl_net *net, dl_blob *top, float weight) {
+  (void)net, (void)top, (void)weight;
+}
+static void gpu_seed(dl_blob *top, float weight) { (void)top, (void)weight; }
+static void gpu_zero_param_diffs(dl_net *net) { (void)net; }
+#endif
+
 /* Touches every buffer now, so that running out of memory is a setup error
  * and the iteration loop never allocates. Unused split diffs stay zero. */
 static dl_status allocate_all(dl_net *net) {
+  net->loss = dl_mem_new(1);
+  if (!net->loss) return DL_ENOMEM;
+  if (net_gpu(net)) return reserve_device(net);
   for (int i = 0; i < net->nblobs; i++) {
     dl_blob *b = net->blobs[i];
     if (!dl_data(b) || !dl_diff(b))
@@ -745,6 +809,7 @@ void dl_net_free(dl_net *net) {
     dl_blob_free(net->blobs[i]);
   dl_mem_release(net->flat_data);
   dl_mem_release(net->flat_diff);
+  dl_mem_release(net->loss);
   free(net->steps);
   free(net->blobs);
   free(net->params);
@@ -766,41 +831,98 @@ static double now_seconds(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* In GPU mode a layer runs its GPU twin when it has one; the loss stays on
+ * the device (net->loss) and comes to the host only when asked for. Timings
+ * wait for the GPU, so they are the layers' own. */
 dl_status dl_net_forward(dl_net *net, double *loss) {
+  int gpu = net_gpu(net);
   double total = 0;
+  dl_status st;
+  if (gpu) gpu_loss_reset(net);
   for (int i = 0; i < net->nsteps; i++) {
     dl_net_step *s = &net->steps[i];
+    const dl_layer_ops *ops = s->layer->ops;
+    dl_forward_fn fwd = gpu && ops->forward_gpu ? ops->forward_gpu : ops->forward;
+    if (gpu && net->timing) dl_gpu_sync();
     double t0 = net->timing ? now_seconds() : 0;
-    dl_status st = s->layer->ops->forward(s->layer, s->bottom, s->nb, s->top, s->nt);
-    if (st) return st;
+    if ((st = fwd(s->layer, s->bottom, s->nb, s->top, s->nt))) return st;
+    if (gpu && (st = net->timing ? dl_gpu_sync() : dl_gpu_error())) return st;
     if (net->timing) s->fwd_seconds += now_seconds() - t0;
-    for (int k = 0; k < s->nt; k++)
-      if (s->loss_weight[k] != 0) {
-        const float *y = dl_cdata(s->top[k]);
-        double sum = 0;
-        for (size_t e = 0; e < s->top[k]->count; e++)
-          sum += y[e];
-        total += s->loss_weight[k] * sum;
+    for (int k = 0; k < s->nt; k++) {
+      if (s->loss_weight[k] == 0) continue;
+      if (gpu) {
+        gpu_loss_add(net, s->top[k], s->loss_weight[k]);
+        continue;
       }
+      const float *y = dl_cdata(s->top[k]);
+      double sum = 0;
+      for (size_t e = 0; e < s->top[k]->count; e++) sum += y[e];
+      total += s->loss_weight[k] * sum;
+    }
+  }
+  if (gpu) {
+    if (loss) total = dl_mem_host(net->loss)[0];
+    if ((st = dl_gpu_error())) return st;
   }
   if (loss) *loss = total;
   return DL_OK;
 }
 
 void dl_net_backward(dl_net *net) {
+  int gpu = net_gpu(net);
   for (int i = net->nsteps - 1; i >= 0; i--) {
     dl_net_step *s = &net->steps[i];
     if (!s->need_backward) continue;
-    for (int k = 0; k < s->nt; k++)
-      if (s->loss_weight[k] != 0) dl_set(s->top[k]->count, s->loss_weight[k], dl_diff(s->top[k]));
+    for (int k = 0; k < s->nt; k++) {
+      if (s->loss_weight[k] == 0) continue;
+      if (gpu)
+        gpu_seed(s->top[k], s->loss_weight[k]);
+      else
+        dl_set(s->top[k]->count, s->loss_weight[k], dl_diff(s->top[k]));
+    }
+    const dl_layer_ops *ops = s->layer->ops;
+    dl_backward_fn bwd = gpu && ops->backward_gpu ? ops->backward_gpu : ops->backward;
+    if (gpu && net->timing) dl_gpu_sync();
     double t0 = net->timing ? now_seconds() : 0;
-    s->layer->ops->backward(s->layer, s->top, s->nt, s->prop_down, s->bottom, s->nb);
+    bwd(s->layer, s->top, s->nt, s->prop_down, s->bottom, s->nb);
+    if (gpu && net->timing) dl_gpu_sync();
     if (net->timing) s->bwd_seconds += now_seconds() - t0;
   }
 }
 
 void dl_net_zero_param_diffs(dl_net *net) {
-  if (net->param_count) dl_set(net->param_count, 0, dl_mem_host_mut(net->flat_diff));
+  if (!net->param_count) return;
+  if (net_gpu(net))
+    gpu_zero_param_diffs(net);
+  else
+    dl_set(net->param_count, 0, dl_mem_host_mut(net->flat_diff));
+}
+
+void dl_net_report_cpu_layers(const dl_net *net, FILE *f) {
+  static const dl_layer_ops *told[128];
+  static int ntold;
+  if (!net || !f || !net_gpu(net)) return;
+  for (int i = 0; i < net->nsteps; i++) {
+    const dl_net_step *s = &net->steps[i];
+    const dl_layer_ops *ops = s->layer->ops;
+    int fwd = !ops->forward_gpu, bwd = s->need_backward && ops->backward && !ops->backward_gpu;
+    if ((ops->flags & DL_LAYER_DATA) || (!fwd && !bwd)) continue;
+    int seen = 0;
+    for (int k = 0; k < ntold; k++) seen |= told[k] == ops;
+    if (seen || ntold == (int)(sizeof told / sizeof told[0])) continue;
+    told[ntold++] = ops;
+    char names[160] = "";
+    size_t off = 0;
+    for (int j = i; j < net->nsteps && off < sizeof names; j++)
+      if (net->steps[j].layer->ops == ops)
+        off += (size_t)snprintf(names + off, sizeof names - off, "%s'%s'", off ? ", " : "",
+                                net->steps[j].layer->name);
+    fprintf(f,
+            "GPU mode: %s has no GPU code yet: its %s on the CPU (%s), with copies between host "
+            "and device around it\n",
+            ops->type,
+            fwd && bwd ? "forward and backward run" : fwd ? "forward runs" : "backward runs", names);
+  }
 }
 
 dl_status dl_net_share_params(dl_net *test, const dl_net *train) {

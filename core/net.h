@@ -10,6 +10,10 @@
 
 #include "core/layer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct dl_net_step {
   dl_layer *layer;
   int nb, nt;
@@ -38,6 +42,7 @@ typedef struct dl_net {
   size_t *param_offset; /* into the flat buffers, in floats */
   size_t param_count;
   dl_mem *flat_data, *flat_diff;
+  dl_mem *loss; /* GPU mode: the weighted loss sum of the last forward, on the device */
   /* Outputs: tops no layer consumes (losses, accuracies), reported by train/test. */
   int noutputs;
   dl_blob **outputs;
@@ -52,11 +57,17 @@ dl_status dl_net_from_string(const char *yaml, const char *name, dl_phase phase,
                              dl_net **out);
 void dl_net_free(dl_net *net);
 
-/* Forward over all layers; *loss = sum of weighted loss tops. */
+/* Forward over all layers; *loss = sum of weighted loss tops (in GPU mode
+ * reading it waits for the GPU: pass NULL to skip that; net->loss keeps it
+ * on the device). GPU failures are returned here (dl_gpu_error). */
 dl_status dl_net_forward(dl_net *net, double *loss);
 /* Backward from the losses (diffs of loss tops seeded with their weights). */
 void dl_net_backward(dl_net *net);
 void dl_net_zero_param_diffs(dl_net *net);
+/* GPU mode (net->ctx->gpu): one line per layer type without GPU code (once per
+ * type in the process; data layers, which always run on the host, are not
+ * listed): those layers run on the CPU. Nothing in CPU mode or for NULL. */
+void dl_net_report_cpu_layers(const dl_net *net, FILE *f);
 
 /* Makes `test` use `train`'s weights (by layer name and parameter index). */
 dl_status dl_net_share_params(dl_net *test, const dl_net *train);
@@ -82,5 +93,9 @@ int dl_net_batch_size(const dl_net *net);
 /* The table printed at start: layer, type, tops, params, memory. */
 void dl_net_print_summary(const dl_net *net, FILE *f);
 size_t dl_net_activation_bytes(const dl_net *net);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct { uint64_t s[4]; } dl_rng;
 
 uint64_t dl_hash64(uint64_t x); /* splitmix64 finalizer */
@@ -24,5 +28,9 @@ void dl_rng_shuffle(dl_rng *r, int *v, int n);
 static inline float dl_uniform_at(uint64_t key, uint64_t counter) {
   return (float)(dl_hash64(key ^ dl_hash64(counter)) >> 40) * (1.0f / 16777216.0f);
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

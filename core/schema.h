@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
   DL_PT_INT,    /* int */
   DL_PT_FLOAT,  /* float */
@@ -62,5 +66,9 @@ extern const char *const dl_filler_names[]; /* constant, uniform, gaussian, xavi
 extern const char *const dl_fan_names[];    /* fan_in, fan_out, average */
 
 const char *dl_ptype_name(dl_ptype t); /* "integer", "number", ... for messages and docs */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

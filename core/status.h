@@ -5,6 +5,10 @@
 
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The values double as the process exit codes (docs/cli.md). */
 typedef enum {
   DL_OK = 0,
@@ -43,11 +47,19 @@ const char *dl_status_name(dl_status s);
   do {                                                                         \
     if (!(cond)) dl_assert_fail(#cond, __FILE__, __LINE__);                    \
   } while (0)
+#ifdef __cplusplus
+[[noreturn]] void dl_assert_fail(const char *expr, const char *file, int line);
+#else
 _Noreturn void dl_assert_fail(const char *expr, const char *file, int line);
+#endif
 
 /* Allocation that reports to the diagnostic list instead of crashing. */
 void *dl_malloc(size_t bytes);
 void *dl_calloc(size_t n, size_t size);
 char *dl_strdup(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

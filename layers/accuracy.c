@@ -3,13 +3,7 @@
  * it), as in Caffe. No backward. */
 #include <stdlib.h>
 
-#include "core/layer.h"
-
-typedef struct {
-  int top_k;
-  int axis;
-  int ignore_label;
-} acc_param;
+#include "layers/accuracy.h"
 
 static const dl_param_spec acc_schema[] = {
     DL_P_INT(acc_param, top_k, "1", 1, 1 << 30, "count a hit when the label is among the k best",
@@ -21,11 +15,7 @@ static const dl_param_spec acc_schema[] = {
              "accuracy_param { ignore_label }"),
     DL_SPEC_END};
 
-typedef struct {
-  int outer, C, inner;
-} acc_dims;
-
-static dl_status acc_dims_of(dl_layer *l, dl_blob *const *bottom, acc_dims *d) {
+dl_status dl_accuracy_dims(dl_layer *l, dl_blob *const *bottom, acc_dims *d) {
   const acc_param *p = l->param;
   int axis = dl_blob_axis(bottom[0], p->axis);
   if (axis < 0)
@@ -42,7 +32,7 @@ static dl_status acc_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   (void)nb, (void)nt;
   const acc_param *p = l->param;
   acc_dims d;
-  dl_status st = acc_dims_of(l, bottom, &d);
+  dl_status st = dl_accuracy_dims(l, bottom, &d);
   if (st) return st;
   if (bottom[1]->count != (size_t)d.outer * d.inner) {
     char a[128], b[128];
@@ -57,12 +47,22 @@ static dl_status acc_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
   return dl_blob_reshape(top[0], 0, NULL);
 }
 
+dl_status dl_accuracy_check_labels(dl_layer *l, const acc_dims *d, const float *label) {
+  const acc_param *p = l->param;
+  for (size_t k = 0; k < (size_t)d->outer * d->inner; k++) {
+    int y = (int)label[k];
+    if (y != p->ignore_label && (y < 0 || y >= d->C))
+      return dl_layer_error(l, DL_EDATA, "label %d is outside [0, %d)", y, d->C);
+  }
+  return DL_OK;
+}
+
 static dl_status acc_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                              int nt) {
   (void)nb, (void)nt;
   const acc_param *p = l->param;
   acc_dims d;
-  acc_dims_of(l, bottom, &d);
+  dl_accuracy_dims(l, bottom, &d);
   const float *x = dl_cdata(bottom[0]), *label = dl_cdata(bottom[1]);
   int hits = 0, counted = 0;
   for (int o = 0; o < d.outer; o++)
@@ -103,4 +103,7 @@ const dl_layer_ops dl_layer_accuracy = {
     .forward = acc_forward,
     .destroy = acc_destroy,
     .num_classes = acc_num_classes,
+#ifdef DL_GPU
+    .forward_gpu = dl_accuracy_forward_gpu,
+#endif
 };

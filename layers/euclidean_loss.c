@@ -2,12 +2,8 @@
  * (Caffe's definition; PyTorch's MSELoss(reduction='sum') / (2 N)). */
 #include <stdlib.h>
 
-#include "core/layer.h"
 #include "core/math.h"
-
-typedef struct {
-  dl_blob *diff; /* a - b, kept for backward */
-} el_priv;
+#include "layers/euclidean_loss.h"
 
 static dl_status el_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                           int nt) {
@@ -79,4 +75,8 @@ const dl_layer_ops dl_layer_euclidean_loss = {
     .forward = el_forward,
     .backward = el_backward,
     .destroy = el_destroy,
+#ifdef DL_GPU
+    .forward_gpu = dl_euclidean_loss_forward_gpu,
+    .backward_gpu = dl_euclidean_loss_backward_gpu,
+#endif
 };

@@ -4,15 +4,8 @@
 #include <stdlib.h>
 
 #include "core/filler.h"
-#include "core/layer.h"
 #include "core/math.h"
-
-typedef struct {
-  int num_output;
-  int bias_term;
-  int axis;
-  dl_filler weight_filler, bias_filler;
-} ip_param;
+#include "layers/inner_product.h"
 
 static const dl_param_spec ip_schema[] = {
     DL_P_INT(ip_param, num_output, NULL, 1, 1 << 30, "number of outputs N",
@@ -27,11 +20,6 @@ static const dl_param_spec ip_schema[] = {
     DL_P_FILLER(ip_param, bias_filler, "{type: constant, value: 0}", "initial b",
                 "inner_product_param { bias_filler }"),
     DL_SPEC_END};
-
-typedef struct {
-  int axis; /* resolved, non-negative */
-  int M, K; /* rows and input features */
-} ip_priv;
 
 static dl_status ip_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                           int nt) {
@@ -130,4 +118,8 @@ const dl_layer_ops dl_layer_inner_product = {
     .backward = ip_backward,
     .destroy = ip_destroy,
     .flops = ip_flops,
+#ifdef DL_GPU
+    .forward_gpu = dl_inner_product_forward_gpu,
+    .backward_gpu = dl_inner_product_backward_gpu,
+#endif
 };

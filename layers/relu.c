@@ -1,10 +1,6 @@
 /* ReLU: y = max(x, 0) + negative_slope * min(x, 0) (leaky when slope > 0). */
-#include "core/layer.h"
 #include "core/math.h"
-
-typedef struct {
-  float negative_slope;
-} relu_param;
+#include "layers/relu.h"
 
 static const dl_param_spec relu_schema[] = {
     DL_P_FLOAT(relu_param, negative_slope, "0", 0, 1e9,
@@ -52,4 +48,8 @@ const dl_layer_ops dl_layer_relu = {
     .reshape = relu_reshape,
     .forward = relu_forward,
     .backward = relu_backward,
+#ifdef DL_GPU
+    .forward_gpu = dl_relu_forward_gpu,
+    .backward_gpu = dl_relu_backward_gpu,
+#endif
 };

@@ -4,6 +4,10 @@
 #include "core/layer.h"
 #include "core/math.h"
 
+#ifdef DL_GPU
+DL_GPU_TWINS(sigmoid); /* layers/sigmoid.cu */
+#endif
+
 static dl_status sigmoid_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                                  int nt) {
   (void)l, (void)nb, (void)nt;
@@ -42,4 +46,8 @@ const dl_layer_ops dl_layer_sigmoid = {
     .reshape = sigmoid_reshape,
     .forward = sigmoid_forward,
     .backward = sigmoid_backward,
+#ifdef DL_GPU
+    .forward_gpu = dl_sigmoid_forward_gpu,
+    .backward_gpu = dl_sigmoid_backward_gpu,
+#endif
 };

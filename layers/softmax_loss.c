@@ -4,18 +4,10 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "core/layer.h"
 #include "core/math.h"
+#include "layers/softmax_loss.h"
 
-enum { NORM_VALID, NORM_BATCH_SIZE, NORM_FULL, NORM_NONE };
 static const char *const norm_names[] = {"valid", "batch_size", "full", "none", NULL};
-
-typedef struct {
-  int axis;
-  int ignore_label;
-  int normalization;
-  int perplexity;
-} sl_param;
 
 static const dl_param_spec sl_schema[] = {
     DL_P_INT(sl_param, axis, "1", -DL_MAX_AXES, DL_MAX_AXES - 1,
@@ -35,12 +27,6 @@ static const dl_param_spec sl_schema[] = {
               "(none)"),
     DL_SPEC_END};
 
-typedef struct {
-  int outer, C, inner; /* scores viewed as outer x C x inner */
-  dl_blob *prob;       /* softmax output, same shape as the scores */
-  float norm;          /* what the loss was divided by in the last forward */
-} sl_priv;
-
 static dl_status sl_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                           int nt) {
   (void)bottom, (void)nb, (void)top, (void)nt;
@@ -54,7 +40,8 @@ static dl_status sl_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *
   if (!s) return DL_ENOMEM;
   l->priv = s;
   s->prob = dl_blob_new("prob");
-  return s->prob ? DL_OK : DL_ENOMEM;
+  s->gpu_norm = dl_mem_new(1);
+  return s->prob && s->gpu_norm ? DL_OK : DL_ENOMEM;
 }
 
 static dl_status sl_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
@@ -94,6 +81,23 @@ static float sl_normalizer(const sl_param *p, const sl_priv *s, const dl_blob *s
   return n > 1 ? n : 1; /* all labels ignored: loss 0, not NaN */
 }
 
+static dl_status bad_label(dl_layer *l, int y, int position, int C) {
+  return dl_layer_error(l, DL_EDATA,
+                        "label %d at position %d is outside [0, %d) (the number of classes on "
+                        "the score axis)",
+                        y, position, C);
+}
+
+dl_status dl_softmax_loss_check_labels(dl_layer *l, const float *label) {
+  const sl_param *p = l->param;
+  const sl_priv *s = l->priv;
+  for (int k = 0; k < s->outer * s->inner; k++) {
+    int y = (int)label[k];
+    if (y != p->ignore_label && (y < 0 || y >= s->C)) return bad_label(l, y, k, s->C);
+  }
+  return DL_OK;
+}
+
 static dl_status sl_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                             int nt) {
   (void)nb;
@@ -108,10 +112,7 @@ static dl_status sl_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
     for (int i = 0; i < s->inner; i++) {
       int y = (int)label[(size_t)o * s->inner + i];
       if (y == p->ignore_label) continue;
-      if (y < 0 || y >= s->C)
-        return dl_layer_error(l, DL_EDATA, "label %d at position %d is outside [0, %d) (the "
-                              "number of classes on the score axis)",
-                              y, o * s->inner + i, s->C);
+      if (y < 0 || y >= s->C) return bad_label(l, y, o * s->inner + i, s->C);
       float py = prob[((size_t)o * s->C + y) * s->inner + i];
       loss -= log(fmax(py, 1.1754944e-38)); /* FLT_MIN: log(0) would be -inf */
       valid++;
@@ -157,6 +158,7 @@ static void sl_destroy(dl_layer *l) {
   sl_priv *s = l->priv;
   if (!s) return;
   dl_blob_free(s->prob);
+  dl_mem_release(s->gpu_norm);
   free(s);
 }
 
@@ -178,4 +180,8 @@ const dl_layer_ops dl_layer_softmax_loss = {
     .destroy = sl_destroy,
     .num_classes = sl_num_classes,
     .reports_perplexity = sl_reports_perplexity,
+#ifdef DL_GPU
+    .forward_gpu = dl_softmax_loss_forward_gpu,
+    .backward_gpu = dl_softmax_loss_backward_gpu,
+#endif
 };

@@ -4,6 +4,10 @@
 #include "core/layer.h"
 #include "core/math.h"
 
+#ifdef DL_GPU
+DL_GPU_TWINS(split); /* layers/split.cu */
+#endif
+
 static dl_status split_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                                int nt) {
   (void)l, (void)nb;
@@ -42,4 +46,8 @@ const dl_layer_ops dl_layer_split = {
     .reshape = split_reshape,
     .forward = split_forward,
     .backward = split_backward,
+#ifdef DL_GPU
+    .forward_gpu = dl_split_forward_gpu,
+    .backward_gpu = dl_split_backward_gpu,
+#endif
 };

@@ -4,6 +4,10 @@
 #include "core/layer.h"
 #include "core/math.h"
 
+#ifdef DL_GPU
+DL_GPU_TWINS(tanh); /* layers/tanh.cu */
+#endif
+
 static dl_status tanh_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                               int nt) {
   (void)l, (void)nb, (void)nt;
@@ -44,4 +48,8 @@ const dl_layer_ops dl_layer_tanh = {
     .reshape = tanh_reshape,
     .forward = tanh_forward,
     .backward = tanh_backward,
+#ifdef DL_GPU
+    .forward_gpu = dl_tanh_forward_gpu,
+    .backward_gpu = dl_tanh_backward_gpu,
+#endif
 };

@@ -69,7 +69,8 @@ dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
   s->quiet = opts->quiet;
   s->solver_file = strdup(solver_file ? solver_file : "<solver>");
   dl_status st = DL_OK;
-  if (opts->gpu >= 0 || p->mode == 1) {
+  int gpu = opts->gpu >= 0 || p->mode == 1;
+  if (gpu) {
     st = dl_gpu_require(opts->gpu >= 0 ? opts->gpu : p->device_id);
     if (st) goto fail;
   }
@@ -87,8 +88,10 @@ dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
     s->param.seed = (int)((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16)) & 0x7fffffff;
   if (opts->threads > 0) s->param.threads = opts->threads;
   dl_set_threads(s->param.threads);
-  s->ctx =
-      (dl_ctx){.seed = (uint64_t)s->param.seed, .threads = dl_get_threads(), .batch = opts->batch};
+  s->ctx = (dl_ctx){.seed = (uint64_t)s->param.seed,
+                    .threads = dl_get_threads(),
+                    .batch = opts->batch,
+                    .gpu = gpu};
 
   st = dl_net_from_file(s->net_file, DL_TRAIN, &s->ctx, &s->train);
   if (!st && s->param.test_iter > 0) {
@@ -98,10 +101,24 @@ dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
   if (st) goto fail;
   size_t history = (size_t)dl_solver_history_slots(p->type) * s->train->param_count;
   s->history = dl_mem_new(history ? history : 1);
-  s->loss_window = calloc((size_t)s->param.average_loss, sizeof(float));
-  if (!s->history || !s->loss_window || !dl_mem_host_mut(s->history)) {
+  s->loss_window = dl_mem_new((size_t)s->param.average_loss);
+  if (!s->history || !s->loss_window || !dl_mem_host_mut(s->history) ||
+      !dl_mem_host_mut(s->loss_window)) {
     st = dl_error(DL_ENOMEM, "out of memory for solver state");
     goto fail;
+  }
+#ifdef DL_GPU
+  if (gpu && (st = dl_solver_gpu_create(s))) goto fail;
+#endif
+  if (gpu && !s->quiet) {
+    fprintf(s->log, "%s\n", dl_gpu_startup_line());
+    dl_net_report_cpu_layers(s->train, s->log);
+    dl_net_report_cpu_layers(s->test, s->log);
+    if (!dl_solver_update_on_gpu(s))
+      fprintf(s->log,
+              "GPU mode: the %s update has no GPU kernel yet: it runs on the host (weights, "
+              "gradients and history are copied every iteration)\n",
+              dl_solver_type_names[s->param.type]);
   }
   const char *mpath = opts->metrics_path;
   char buf[DL_STR_MAX + 32];
@@ -126,9 +143,12 @@ void dl_solver_free(dl_solver *s) {
   if (!s) return;
   dl_net_free(s->test);
   dl_net_free(s->train);
+#ifdef DL_GPU
+  dl_solver_gpu_free(s);
+#endif
   dl_mem_release(s->history);
   if (s->metrics) fclose(s->metrics);
-  free(s->loss_window);
+  dl_mem_release(s->loss_window);
   free(s->solver_file);
   free(s->net_file);
   free(s);
@@ -159,7 +179,18 @@ static dl_status diverged(dl_solver *s, double loss, double lr) {
                   where[0] ? "The last good snapshot is " : "No snapshot was written yet", where);
 }
 
-dl_status dl_solver_step(dl_solver *s, double *loss_out) {
+/* smoothed_loss from the window of the last average_loss losses; the latest. */
+static double window_update(dl_solver *s) {
+  const float *w = dl_mem_host(s->loss_window);
+  int k = s->param.average_loss;
+  int have = s->losses_seen < k ? (int)s->losses_seen : k;
+  double sum = 0;
+  for (int i = 0; i < have; i++) sum += w[i];
+  s->smoothed_loss = have ? sum / have : 0;
+  return have ? w[(s->losses_seen - 1) % k] : 0;
+}
+
+static dl_status step_cpu(dl_solver *s, double *loss_out) {
   dl_net *net = s->train;
   double loss = 0;
   dl_net_zero_param_diffs(net);
@@ -175,16 +206,76 @@ dl_status dl_solver_step(dl_solver *s, double *loss_out) {
   loss /= s->param.iter_size;
   double lr = dl_lr_at(&s->param, s->iter);
   if (!isfinite(loss) || !dl_solver_update(s, lr)) return diverged(s, loss, lr);
-  /* Smoothed loss over the last average_loss iterations. */
-  int k = s->param.average_loss;
-  s->loss_window[s->losses_seen % k] = (float)loss;
+  dl_mem_host_mut(s->loss_window)[s->losses_seen % s->param.average_loss] = (float)loss;
   s->losses_seen++;
-  int have = s->losses_seen < k ? (int)s->losses_seen : k;
-  double sum = 0;
-  for (int i = 0; i < have; i++) sum += s->loss_window[i];
-  s->smoothed_loss = sum / have;
+  window_update(s);
   s->iter++;
   if (loss_out) *loss_out = loss;
+  return DL_OK;
+}
+
+#ifdef DL_GPU
+/* Brings the losses to the host (waiting for the GPU): smoothed_loss, the
+ * latest loss, and divergence, reported at the iteration where it began. */
+static dl_status gpu_read(dl_solver *s, double *loss_out) {
+  int64_t bad = 0;
+  dl_status st = dl_solver_gpu_diverged(s, &bad);
+  if (st) return st;
+  double loss = window_update(s);
+  if ((st = dl_gpu_error())) return st;
+  if (bad) {
+    int64_t now = s->iter;
+    s->iter = bad - 1;
+    st = diverged(s, loss, dl_lr_at(&s->param, s->iter));
+    s->iter = now;
+    return st;
+  }
+  if (loss_out) *loss_out = loss;
+  return DL_OK;
+}
+
+/* The same steps with everything on the device; the loss comes back only
+ * when asked for. With a host update the gradients come to the host anyway,
+ * so they are checked there, before the update, as on the CPU. */
+static dl_status step_gpu(dl_solver *s, double *loss_out) {
+  dl_net *net = s->train;
+  dl_status st;
+  dl_net_zero_param_diffs(net);
+  s->ctx.iter = s->iter;
+  dl_solver_gpu_loss_begin(s);
+  for (int k = 0; k < s->param.iter_size; k++) {
+    s->ctx.substep = k;
+    if ((st = dl_net_forward(net, NULL))) return st;
+    dl_net_backward(net);
+    dl_solver_gpu_loss_add(s);
+  }
+  dl_solver_gpu_loss_end(s, (int)(s->losses_seen % s->param.average_loss));
+  s->losses_seen++;
+  if ((st = dl_gpu_error())) return st;
+  double lr = dl_lr_at(&s->param, s->iter);
+  /* The host update (non-SGD solvers) checks the gradients as it goes; the
+   * fused GPU kernel flags non-finite values on the device (gpu_read). */
+  if (!dl_solver_update(s, lr)) return diverged(s, window_update(s), lr);
+  s->iter++;
+  if ((st = dl_gpu_error())) return st;
+  return loss_out ? gpu_read(s, loss_out) : DL_OK;
+}
+#endif
+
+dl_status dl_solver_step(dl_solver *s, double *loss_out) {
+#ifdef DL_GPU
+  if (s->gpu) return step_gpu(s, loss_out);
+#endif
+  return step_cpu(s, loss_out);
+}
+
+/* In GPU mode: the losses up to now, and divergence, before anything is
+ * written or reported (nothing to do on the CPU, which checks every step). */
+static dl_status settle(dl_solver *s) {
+#ifdef DL_GPU
+  if (s->gpu) return gpu_read(s, NULL);
+#endif
+  (void)s;
   return DL_OK;
 }
 
@@ -310,9 +401,11 @@ dl_status dl_solver_solve(dl_solver *s) {
     if (p->test_interval > 0 && s->iter % p->test_interval == 0 &&
         (s->iter > 0 || p->test_initialization) && (st = run_test(s)))
       return st;
-    double loss, lr = dl_lr_at(p, s->iter);
-    if ((st = dl_solver_step(s, &loss))) return st;
-    if (p->display > 0 && (s->iter % p->display == 0 || s->iter == first_iter + 1)) {
+    double loss = 0, lr = dl_lr_at(p, s->iter);
+    /* The loss is read (in GPU mode: brought from the device) only to show it. */
+    int show = p->display > 0 && ((s->iter + 1) % p->display == 0 || s->iter == first_iter);
+    if ((st = dl_solver_step(s, show ? &loss : NULL))) return st;
+    if (show) {
       display(s, loss, lr, first_iter, t0);
       last_display = s->iter;
     } else {
@@ -321,14 +414,15 @@ dl_status dl_solver_solve(dl_solver *s) {
     int due = p->snapshot > 0 && s->iter % p->snapshot == 0 && s->iter < p->max_iter;
     if (due || dl_snapshot_requested) {
       dl_snapshot_requested = 0;
-      if ((st = dl_solver_snapshot(s))) return st;
+      if ((st = settle(s)) || (st = dl_solver_snapshot(s))) return st;
     }
     if (dl_stop_requested) {
       if (!s->quiet) fprintf(s->log, "\nstopping at iteration %lld on a signal\n", (long long)s->iter);
-      if ((st = dl_solver_snapshot(s))) return st;
+      if ((st = settle(s)) || (st = dl_solver_snapshot(s))) return st;
       return DL_EINTERRUPTED;
     }
   }
+  if ((st = settle(s))) return st;
   if (p->snapshot_after_train && (st = dl_solver_snapshot(s))) return st;
   if (s->test && (st = run_test(s))) return st;
   return DL_OK;

@@ -10,6 +10,10 @@
 #include "core/net.h"
 #include "core/schema.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Caffe's solver types plus AdamW; docs/solvers.md has the formulas. */
 typedef enum {
   DL_SOLVER_SGD,
@@ -72,7 +76,8 @@ typedef struct dl_solver {
   dl_net *train, *test;
   dl_mem *history; /* (slots, param_count): slot k of parameter i at k * param_count + i */
   int64_t iter;
-  float *loss_window; /* last average_loss losses */
+  dl_mem *loss_window; /* (average_loss): the last losses, slot iter % average_loss; in
+                          GPU mode written on the device and read at display iterations */
   int64_t losses_seen;
   double smoothed_loss;
   FILE *metrics; /* JSON lines next to the snapshots */
@@ -83,6 +88,7 @@ typedef struct dl_solver {
   int64_t clipped;      /* iterations whose gradient was clipped since the last display */
   double clip_norm_max; /* the largest gradient norm among them */
   double start_time;
+  struct dl_solver_gpu *gpu; /* GPU mode: device-side state (solvers/solver_gpu.cu) */
 } dl_solver;
 
 typedef struct dl_solver_opts {
@@ -101,7 +107,11 @@ void dl_solver_free(dl_solver *s);
 
 /* Runs until max_iter (or a signal). */
 dl_status dl_solver_solve(dl_solver *s);
-/* One training iteration (forward, backward, update); *loss gets its loss. */
+/* One training iteration (forward, backward, update); *loss gets its loss.
+ * In GPU mode the loss stays on the device when `loss` is NULL (no wait for
+ * the GPU); divergence is then found at the next call that reads it (and
+ * reported at the iteration where it happened), and smoothed_loss is
+ * brought up to date there too. */
 dl_status dl_solver_step(dl_solver *s, double *loss);
 /* Runs the test net over test_iter batches; means of each output into `means`
  * (noutputs of the test net), printed to the log. */
@@ -109,9 +119,29 @@ dl_status dl_solver_test(dl_solver *s, double *means);
 
 /* Internal to solvers/: the update of the flat weights from the flat
  * gradients (scaled by 1/iter_size, clipped, regularized) at rate `lr`. The
- * gradient buffer is left as the net wrote it. Returns 0, stopping early,
- * when a gradient is NaN or infinite (checked in the same pass). */
+ * gradient buffer is left as the net wrote it. In GPU mode SGD runs as one
+ * fused kernel over all parameters; the other types run on the host (the
+ * buffers are copied there and back). Returns 0, stopping early, when a
+ * gradient is NaN or infinite (the host update checks it in the same pass;
+ * the GPU kernel flags it on the device and returns 1). */
 int dl_solver_update(dl_solver *s, double lr);
+/* 1 when dl_solver_update runs on the GPU for this solver. */
+int dl_solver_update_on_gpu(const dl_solver *s);
+
+#ifdef DL_GPU
+/* Internal to solvers/ (solvers/solver_gpu.cu), GPU mode only. */
+dl_status dl_solver_gpu_create(dl_solver *s); /* device tables and flags */
+void dl_solver_gpu_free(dl_solver *s);
+void dl_solver_gpu_loss_begin(dl_solver *s);         /* the iteration's loss sum = 0 */
+void dl_solver_gpu_loss_add(dl_solver *s);           /* += the train net's loss */
+void dl_solver_gpu_loss_end(dl_solver *s, int slot); /* window[slot] = sum / iter_size */
+/* The fused SGD step over all learned parameters; non-finite gradients mark
+ * the iteration as diverged. */
+void dl_solver_gpu_sgd(dl_solver *s, float lr, float scale);
+/* Waits for the GPU; *bad_iter = 1 + the first iteration whose loss or
+ * gradient was not finite, 0 if none. */
+dl_status dl_solver_gpu_diverged(dl_solver *s, int64_t *bad_iter);
+#endif
 
 /* Snapshot to <prefix>_iter_<N>.dlsnap (atomically), keeping the last K. */
 dl_status dl_solver_snapshot(dl_solver *s);
@@ -128,5 +158,9 @@ dl_status dl_net_load_weights(dl_net *net, const char *path, FILE *report, int *
  * SIGINT exits at once), SIGHUP snapshots and continues. */
 void dl_solver_install_signals(void);
 extern volatile sig_atomic_t dl_stop_requested, dl_snapshot_requested;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

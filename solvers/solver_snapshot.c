@@ -135,7 +135,7 @@ dl_status dl_solver_snapshot(dl_solver *s) {
   dl_sbuf_u64(&b, s->train->structure_hash);
   dl_sbuf_u32(&b, (uint32_t)s->param.average_loss);
   dl_sbuf_u64(&b, (uint64_t)s->losses_seen);
-  dl_sbuf_floats(&b, s->loss_window, (size_t)s->param.average_loss);
+  dl_sbuf_floats(&b, dl_mem_host(s->loss_window), (size_t)s->param.average_loss);
   put_params(&b, s->train);
   size_t history = (size_t)dl_solver_history_slots(s->param.type) * s->train->param_count;
   dl_sbuf_u64(&b, history);
@@ -354,7 +354,7 @@ dl_status dl_solver_restore(dl_solver *s, const char *path) {
   }
   memcpy(dl_mem_host_mut(s->history), z.history, z.history_count * sizeof(float));
   if (z.window_n == (uint32_t)s->param.average_loss) {
-    memcpy(s->loss_window, z.window, z.window_n * sizeof(float));
+    memcpy(dl_mem_host_mut(s->loss_window), z.window, z.window_n * sizeof(float));
     s->losses_seen = (int64_t)z.losses_seen;
   }
   s->iter = (int64_t)z.iter;

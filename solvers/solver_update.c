@@ -10,6 +10,10 @@
 #include "core/parallel.h"
 #include "solvers/solver.h"
 
+#ifdef DL_GPU
+#include "core/math_gpu.h"
+#endif
+
 /* What one blob's pass needs. Passed by value: the loops then read locals
  * that stores through `w` or the history cannot change, so nothing is
  * reloaded per element and the loops vectorize. */
@@ -123,12 +127,12 @@ int dl_solver_history_slots(int type) {
 }
 
 /* 1 / iter_size, reduced further when the gradient's global L2 norm (after
- * averaging) exceeds clip_gradients. */
-static float gradient_scale(dl_solver *s, const float *g) {
+ * averaging) exceeds clip_gradients. `sumsq` gives the squared norm. */
+static float gradient_scale(dl_solver *s, const float *g, double (*sumsq)(size_t, const float *)) {
   const dl_solver_param *p = &s->param;
   float scale = 1.0f / (float)p->iter_size;
   if (p->clip_gradients <= 0) return scale;
-  double norm = sqrt(dl_sumsq(s->train->param_count, g)) * scale;
+  double norm = sqrt(sumsq(s->train->param_count, g)) * scale;
   if (norm <= p->clip_gradients) return scale;
   s->clipped++; /* counted, and shown on the next display line */
   s->clip_norm_max = norm > s->clip_norm_max ? norm : s->clip_norm_max;
@@ -178,14 +182,26 @@ static int update_blob(upd u, upd_fn fn, size_t n, float *w, const float *g, flo
   return !atomic_load(&j.bad);
 }
 
+int dl_solver_update_on_gpu(const dl_solver *s) {
+  return s->gpu && s->param.type == DL_SOLVER_SGD;
+}
+
 int dl_solver_update(dl_solver *s, double lr) {
   dl_net *net = s->train;
   const dl_solver_param *p = &s->param;
+#ifdef DL_GPU
+  /* The gradients stay on the device; clipping reads back one number. */
+  if (dl_solver_update_on_gpu(s)) {
+    const float *gd = dl_mem_device(net->flat_diff);
+    if (gd) dl_solver_gpu_sgd(s, (float)lr, gradient_scale(s, gd, dl_gpu_sumsq));
+    return 1; /* non-finite values are flagged on the device */
+  }
+#endif
   float *w = dl_mem_host_mut(net->flat_data), *h = dl_mem_host_mut(s->history);
   const float *g = dl_mem_host(net->flat_diff);
   int type = p->type, decoupled = type == DL_SOLVER_ADAMW;
   float corr = type == DL_SOLVER_ADAM || decoupled ? adam_correction(p, s->iter) : 0;
-  upd u = {.scale = gradient_scale(s, g),
+  upd u = {.scale = gradient_scale(s, g, dl_sumsq),
            .mom = p->momentum,
            .mom2 = p->momentum2,
            .delta = p->delta,

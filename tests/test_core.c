@@ -38,6 +38,28 @@ START_TEST(blob_share_data) {
 }
 END_TEST
 
+/* The host half of synced memory: heads, and views that share their owner's
+ * state (tests/test_gpu.c covers the device half). */
+START_TEST(mem_heads_and_views) {
+  dl_mem *m = dl_mem_new(10);
+  ck_assert_int_eq(dl_mem_state(m), DL_MEM_UNINIT);
+  ck_assert(!dl_mem_host_fresh(m));
+  const float *h = dl_mem_host(m);
+  ck_assert_int_eq(dl_mem_state(m), DL_MEM_AT_HOST);
+  for (int i = 0; i < 10; i++) ck_assert(h[i] == 0);
+  dl_mem *v = dl_mem_view(m, 2, 6), *vv = dl_mem_view(v, 1, 3);
+  ck_assert_int_eq(dl_mem_state(vv), DL_MEM_AT_HOST);
+  ck_assert(dl_mem_host_fresh(vv));
+  ck_assert_ptr_eq(dl_mem_host(v), h + 2);
+  dl_mem_host_mut(vv)[0] = 5;
+  ck_assert(h[3] == 5);
+  dl_mem_release(m); /* the views keep their owner alive */
+  dl_mem_release(v);
+  ck_assert(dl_mem_host(vv)[0] == 5);
+  dl_mem_release(vv);
+}
+END_TEST
+
 START_TEST(registry_complete_and_unique) {
   ck_assert_int_gt(dl_registry_count(), 0);
   for (int i = 0; i < dl_registry_count(); i++) {
@@ -47,6 +69,8 @@ START_TEST(registry_complete_and_unique) {
     ck_assert_ptr_nonnull(o->forward);
     ck_assert_ptr_nonnull(o->reshape);
     ck_assert_msg((o->get_cursor != NULL) == (o->set_cursor != NULL), "%s cursor pair", o->type);
+    /* a GPU backward comes with a GPU forward, and only where there is a backward */
+    ck_assert_msg(!o->backward_gpu || (o->forward_gpu && o->backward), "%s GPU twins", o->type);
     for (int j = 0; j < i; j++) ck_assert_str_ne(o->type, dl_registry_at(j)->type);
     ck_assert_ptr_eq(dl_registry_find(o->type), o);
   }
@@ -117,6 +141,7 @@ Suite *suite_core(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, blob_reshape_and_limits);
   tcase_add_test(tc, blob_share_data);
+  tcase_add_test(tc, mem_heads_and_views);
   tcase_add_test(tc, registry_complete_and_unique);
   tcase_add_test(tc, registry_unknown_type_suggests);
   tcase_add_test(tc, rng_repeatable);
