@@ -1,5 +1,6 @@
 # dltrain build. Switches (make VAR=value):
 #   GPU=auto|1|0   compile the CUDA objects (*.cu) when nvcc and cuDNN are found (auto)
+#   ONEDNN=auto|1|0  Convolution's oneDNN engine (libdnnl-dev), when dnnl.h is found (auto)
 #   DEBUG=1        -O0 -g
 #   SAN=1          AddressSanitizer + UBSan (what `make asan` uses)
 #   V=1            print full compiler commands
@@ -18,8 +19,12 @@ endif
 ifeq ($(SAN),1)
   GPU := 0
 endif
+ONEDNN ?= auto
+ifeq ($(ONEDNN),auto)
+  override ONEDNN := $(shell echo '\#include <dnnl.h>' | $(CC) $$(pkg-config --cflags dnnl 2>/dev/null) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+endif
 
-CONFIG := $(if $(filter 1,$(DEBUG)),debug,release)$(if $(filter 1,$(SAN)),-san,)$(if $(filter 1,$(GPU)),-gpu,)
+CONFIG := $(if $(filter 1,$(DEBUG)),debug,release)$(if $(filter 1,$(SAN)),-san,)$(if $(filter 1,$(GPU)),-gpu,)$(if $(filter 1,$(ONEDNN)),,-noonednn)
 BUILD := build/$(CONFIG)
 
 PKGS := yaml-0.1 libpng zlib openblas
@@ -36,6 +41,12 @@ LDLIBS := $(PKG_LIBS) -lm -pthread
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(ONEDNN),1)
+  # Debian's libdnnl has no .pc file: plain -ldnnl then. -lgomp: omp_set_num_threads
+  # (layers/conv_onednn.c keeps oneDNN's OpenMP to one thread per pool thread).
+  CFLAGS += -DDL_ONEDNN $(shell pkg-config --cflags dnnl 2>/dev/null)
+  LDLIBS += $(shell pkg-config --libs dnnl 2>/dev/null || echo -ldnnl) -lgomp
 endif
 ifeq ($(GPU),1)
   CFLAGS += -DDL_GPU -I$(CUDA)/include
