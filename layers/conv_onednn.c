@@ -93,8 +93,22 @@ static int nstreams;
     }                                                                                              \
   } while (0)
 
-/* A slice's buffers, each shared by the chunk sizes (used one at a time). */
+/* A slice's buffers, each shared by its chunk sizes (used one at a time). B_X
+ * belongs to the layer: it keeps forward's reordered x for backward. The others
+ * hold nothing from one call to the next, and since layers run one at a time
+ * they are the process's, one set per pool thread, as large as the largest
+ * layer needs: a Winograd weight gradient's scratchpad alone is 60 MiB for
+ * AlexNet-S's conv4, which every layer keeping its own would add up. */
 enum { B_X, B_Y, B_DYD, B_DX, B_XW, B_DYW, B_DW, B_SCRATCH, NBUF };
+
+typedef struct {
+  void *buf[NBUF]; /* B_X unused */
+  size_t size[NBUF];
+} shared_bufs;
+
+static shared_bufs *shared; /* by pool thread */
+static int nshared;
+static dl_conv_onednn *engines; /* all of them, to point at the buffers when these move */
 
 /* One argument of a primitive: the caller's array (`user`: data handle set per
  * call, or fixed at reshape) and what the primitive reads or writes (`mem`:
@@ -124,16 +138,18 @@ typedef struct {
 
 /* One pool thread's slice of the batch: images [n0, n0 + nb) in chunks. */
 typedef struct {
+  int index; /* the pool thread's: which shared buffers */
   int n0, nb, chunk;
-  dset full, rest; /* chunks of `chunk` images, and the last of nb % chunk (rest.nb 0: none) */
-  size_t size[NBUF];
-  void *buf[NBUF];
+  dset full, rest;   /* chunks of `chunk` images, and the last of nb % chunk (rest.nb 0: none) */
+  size_t size[NBUF]; /* what the slice needs */
+  void *x_buf;       /* B_X */
   float *dw_part;  /* (m, c / group, kh, kw): this slice's weight gradient */
   float *db_part;  /* (m) */
   float *db_chunk; /* (m) */
 } dpart;
 
 struct dl_conv_onednn {
+  dl_conv_onednn *next; /* in `engines` */
   dl_conv_desc d;
   int threads; /* the pool size it was made for */
   int nparts;
@@ -174,8 +190,7 @@ static void set_free(dset *t) {
 static void part_free(dpart *p) {
   set_free(&p->full);
   set_free(&p->rest);
-  for (int i = 0; i < NBUF; i++)
-    free(p->buf[i]);
+  free(p->x_buf);
   free(p->dw_part);
   free(p->db_part);
   free(p->db_chunk);
@@ -193,7 +208,19 @@ static void parts_free(dl_conv_onednn *e) {
 void dl_conv_onednn_free(dl_conv_onednn *e) {
   if (!e) return;
   parts_free(e);
+  for (dl_conv_onednn **q = &engines; *q; q = &(*q)->next)
+    if (*q == e) {
+      *q = e->next;
+      break;
+    }
   free(e);
+  if (engines) return;
+  for (int i = 0; i < nshared; i++) /* the last one gives the shared buffers back */
+    for (int k = 0; k < NBUF; k++)
+      free(shared[i].buf[k]);
+  free(shared);
+  shared = NULL;
+  nshared = 0;
 }
 
 /* ---- reshape: primitives, reorders, buffers --------------------------------- */
@@ -354,19 +381,49 @@ static void build_set(build *b, const dl_conv_desc *d, dpart *p, dset *t) {
   t->fwd = make_prim(b, fwd_pd, "convolution forward");
 }
 
-/* Points the set's memories at the slice's buffers, once they exist. */
-static void bind_set(build *b, dpart *p, dset *t) {
-  darg *args[] = {&t->x, &t->y, &t->dy_d, &t->dx, &t->x_w, &t->dy_w, &t->dw};
-  for (size_t i = 0; i < sizeof args / sizeof args[0] && !b->st; i++)
+static void *slice_buf(const dpart *p, int k) {
+  return k == B_X ? p->x_buf : shared[p->index].buf[k];
+}
+
+/* Points the set's memories at the slice's buffers (again when they moved). */
+static void bind_set(const dpart *p, const dset *t) {
+  const darg *args[] = {&t->x, &t->y, &t->dy_d, &t->dx, &t->x_w, &t->dy_w, &t->dw};
+  for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
     if (args[i]->mem && args[i]->mem != args[i]->user && args[i]->buf >= 0)
-      failed(b, dnnl_memory_set_data_handle(args[i]->mem, p->buf[args[i]->buf]), "memory");
+      DNNL_CHECK(dnnl_memory_set_data_handle(args[i]->mem, slice_buf(p, args[i]->buf)));
+  if (t->scratch) DNNL_CHECK(dnnl_memory_set_data_handle(t->scratch, slice_buf(p, B_SCRATCH)));
+}
+
+static void bind_part(const dpart *p) {
+  bind_set(p, &p->full);
+  if (p->rest.nb) bind_set(p, &p->rest);
+}
+
+/* The scratchpad memory of a set, its buffer bound later. */
+static void make_scratch(build *b, const dpart *p, dset *t) {
   dnnl_memory_desc_t md;
   if (!b->st &&
       !failed(b,
               dnnl_memory_desc_init_by_tag(
                   &md, 1, (dnnl_dims_t){(dnnl_dim_t)p->size[B_SCRATCH] + 1}, dnnl_u8, dnnl_x),
               "memory descriptor"))
-    failed(b, dnnl_memory_create(&t->scratch, &md, engine, p->buf[B_SCRATCH]), "memory");
+    failed(b, dnnl_memory_create(&t->scratch, &md, engine, DNNL_MEMORY_NONE), "memory");
+}
+
+/* Grows the shared buffers of p's pool thread to what p needs; *moved when any did. */
+static void grow_shared(build *b, const dpart *p, int *moved) {
+  shared_bufs *sb = &shared[p->index];
+  for (int k = 0; k < NBUF && !b->st; k++) {
+    if (k == B_X || p->size[k] + 1 <= sb->size[k]) continue;
+    free(sb->buf[k]);
+    sb->size[k] = 0;
+    if (!(sb->buf[k] = alloc_aligned(p->size[k] + 1))) {
+      failed(b, dnnl_out_of_memory, "buffer");
+      return;
+    }
+    sb->size[k] = p->size[k] + 1;
+    *moved = 1;
+  }
 }
 
 /* Slice p of d: chunk size, primitives for it and the last chunk, buffers.
@@ -389,10 +446,10 @@ static void build_part(build *b, const dl_conv_desc *d, dpart *p, size_t nw) {
   b->p = p;
   build_set(b, d, p, &p->full);
   if (p->rest.nb) build_set(b, d, p, &p->rest);
-  for (int i = 0; i < NBUF && !b->st; i++)
-    if (!(p->buf[i] = alloc_aligned(p->size[i]))) failed(b, dnnl_out_of_memory, "buffer");
-  bind_set(b, p, &p->full);
-  if (p->rest.nb) bind_set(b, p, &p->rest);
+  make_scratch(b, p, &p->full);
+  if (p->rest.nb) make_scratch(b, p, &p->rest);
+  if (!b->st && !(p->x_buf = alloc_aligned(p->size[B_X])))
+    failed(b, dnnl_out_of_memory, "buffer");
 }
 
 /* Once per process: the engine, and this thread's OpenMP team size. */
@@ -402,8 +459,15 @@ static int engine_init(build *b) {
   return 1;
 }
 
-/* A stream for each of the first n pool threads. */
+/* A stream and shared buffers for each of the first n pool threads. */
 static int streams_init(build *b, int n) {
+  if (n > nshared) {
+    shared_bufs *sb = realloc(shared, (size_t)n * sizeof *sb);
+    if (!sb) return !failed(b, dnnl_out_of_memory, "buffers");
+    memset(sb + nshared, 0, (size_t)(n - nshared) * sizeof *sb);
+    shared = sb;
+    nshared = n;
+  }
   if (n <= nstreams) return 1;
   dnnl_stream_t *s = realloc(streams, (size_t)n * sizeof *s);
   if (!s) return !failed(b, dnnl_out_of_memory, "streams");
@@ -419,9 +483,13 @@ dl_status dl_conv_onednn_reshape(dl_conv_onednn **ep, const dl_conv_desc *d, cha
                                  size_t errlen) {
   build b = {err, errlen, DL_OK, NULL, NULL, NULL};
   dl_conv_onednn *e = *ep;
-  if (!e && !(e = *ep = calloc(1, sizeof *e))) {
-    snprintf(err, errlen, "out of memory");
-    return DL_ENOMEM;
+  if (!e) {
+    if (!(e = *ep = calloc(1, sizeof *e))) {
+      snprintf(err, errlen, "out of memory");
+      return DL_ENOMEM;
+    }
+    e->next = engines;
+    engines = e;
   }
   e->x_fwd = NULL;
   if (e->nparts && e->threads == dl_parallel_threads() && !memcmp(&e->d, d, sizeof *d))
@@ -446,18 +514,25 @@ dl_status dl_conv_onednn_reshape(dl_conv_onednn **ep, const dl_conv_desc *d, cha
       !failed(&b, dnnl_post_ops_create(&sum), "attributes") &&
       !failed(&b, dnnl_post_ops_append_sum(sum, 1.0f), "attributes"))
     failed(&b, dnnl_primitive_attr_set_post_ops(b.attr_sum, sum), "attributes");
+  int moved = 0;
   for (int i = 0; i < np && !b.st; i++) {
     dpart *p = &e->parts[i];
     /* the same slice and chunk sizes give the same primitives: oneDNN's
      * primitive cache makes the second thread's quickly */
+    p->index = i;
     p->n0 = (int)((long)d->n * i / np);
     p->nb = (int)((long)d->n * (i + 1) / np) - p->n0;
     build_part(&b, d, p, e->nw);
+    grow_shared(&b, p, &moved);
   }
   if (sum) dnnl_post_ops_destroy(sum);
   if (b.attr) dnnl_primitive_attr_destroy(b.attr);
   if (b.attr_sum) dnnl_primitive_attr_destroy(b.attr_sum);
   if (b.st) parts_free(e);
+  /* point the memories at the buffers: every engine's when the buffers moved */
+  for (dl_conv_onednn *f = moved ? engines : e; f; f = moved ? f->next : NULL)
+    for (int i = 0; i < f->nparts; i++)
+      bind_part(&f->parts[i]);
   return b.st;
 }
 
