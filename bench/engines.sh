@@ -75,6 +75,7 @@ for net in $nets; do
   name=$(basename "$(dirname "$net")")_$(basename "$net" .yaml)
   for e in native onednn; do variant "$net" $e "$dir/$name.$e.yaml"; done
   for t in $(echo "$threads" | tr , ' '); do
+    load0=$(cut -d' ' -f1 /proc/loadavg)
     r=1
     while [ "$r" -le "$rounds" ]; do
       if [ $((r % 2)) -eq 1 ]; then order="native onednn"; else order="onednn native"; fi
@@ -86,7 +87,7 @@ for net in $nets; do
       r=$((r + 1))
     done
     echo
-    echo "$name, $t thread(s):"
+    echo "$name, $t thread(s) (1-minute load average $load0 before, $(cut -d' ' -f1 /proc/loadavg) after):"
     # Per run: "conv NAME FWD BWD" lines and "iter MEDIAN"; then medians over the rounds.
     for e in native onednn; do
       for f in "$dir/$name.$e.t$t".r*.txt; do
