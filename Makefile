@@ -1,6 +1,7 @@
 # dltrain build. Switches (make VAR=value):
 #   GPU=auto|1|0   compile the CUDA objects (*.cu) when nvcc and cuDNN are found (auto)
 #   CUDA_ARCH=90   the GPU generation the CUDA code is built for (sm_90 code + compute_90 PTX)
+#   ONEDNN=auto|1|0  Convolution's oneDNN engine (libdnnl-dev), when dnnl.h is found (auto)
 #   DEBUG=1        -O0 -g
 #   SAN=1          AddressSanitizer + UBSan (what `make asan` uses)
 #   V=1            print full compiler commands
@@ -22,8 +23,12 @@ endif
 ifeq ($(SAN),1)
   GPU := 0
 endif
+ONEDNN ?= auto
+ifeq ($(ONEDNN),auto)
+  override ONEDNN := $(shell echo '\#include <dnnl.h>' | $(CC) $$(pkg-config --cflags dnnl 2>/dev/null) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+endif
 
-CONFIG := $(if $(filter 1,$(DEBUG)),debug,release)$(if $(filter 1,$(SAN)),-san,)$(if $(filter 1,$(GPU)),-gpu,)
+CONFIG := $(if $(filter 1,$(DEBUG)),debug,release)$(if $(filter 1,$(SAN)),-san,)$(if $(filter 1,$(GPU)),-gpu,)$(if $(filter 1,$(ONEDNN)),,-noonednn)
 ifeq ($(DEVICE),1)
   CONFIG := device
 endif
@@ -43,6 +48,12 @@ LDLIBS := $(PKG_LIBS) -lm -pthread
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(ONEDNN),1)
+  # Debian's libdnnl has no .pc file: plain -ldnnl then. -lgomp: omp_set_num_threads
+  # (layers/conv_onednn.c keeps oneDNN's OpenMP to one thread per pool thread).
+  CFLAGS += -DDL_ONEDNN $(shell pkg-config --cflags dnnl 2>/dev/null)
+  LDLIBS += $(shell pkg-config --libs dnnl 2>/dev/null || echo -ldnnl) -lgomp
 endif
 ifeq ($(GPU),1)
   CFLAGS += -DDL_GPU -I$(CUDA)/include
@@ -124,9 +135,10 @@ test: $(BUILD)/run_tests $(BUILD)/dltrain data
 asan:
 	$(MAKE) SAN=1 test-san
 
-# build/device/dltrain and build/device/run_tests, for the GPU machine.
+# build/device/dltrain and build/device/run_tests, for the GPU machine (which has
+# no oneDNN: Convolution uses its native engine there).
 device:
-	$(MAKE) GPU=1 DEVICE=1 device-build
+	$(MAKE) GPU=1 DEVICE=1 ONEDNN=0 device-build
 device-build: $(BUILD)/dltrain $(BUILD)/run_tests
 	@echo "  portable GPU build in $(BUILD); dynamic libraries:"
 	@ldd $(BUILD)/dltrain | sed 's/ (0x.*//; s/^/    /'

@@ -16,6 +16,7 @@
 #include "cmd/cmd.h"
 #include "core/math.h"
 #include "io/plot.h"
+#include "layers/conv_onednn.h"
 #include "solvers/solver.h"
 
 #define MAX_THREAD_LIST 32
@@ -632,8 +633,8 @@ static int bench_suite(bench_args *a) {
   printf("DLBench suite: %d nets from %s; threads", NSUITE, dir);
   for (int j = 0; j < a->nthreads; j++)
     printf("%s%d", j ? "," : " ", a->threads[j]);
-  printf("; %d timed iterations after %d warm-up each; BLAS: %s\n", a->iterations, a->warmup,
-         dl_blas_info());
+  printf("; %d timed iterations after %d warm-up each; BLAS: %s; oneDNN: %s\n", a->iterations,
+         a->warmup, dl_blas_info(), dl_onednn_info());
   fflush(stdout);
   for (int j = 0; j < a->nthreads && a->peak && !st; j++) {
     dl_set_threads(a->threads[j]);

@@ -7,6 +7,7 @@
 #include "core/device.h"
 #include "core/math.h"
 #include "core/status.h"
+#include "layers/conv_onednn.h"
 
 int cmd_parse_int(const char *opt, const char *value, int64_t lo, int64_t hi, int64_t *out) {
   char *end;
@@ -36,5 +37,6 @@ void cmd_print_header(int threads, long long seed) {
 #endif
           dl_gpu_build_info());
   fprintf(stderr, "threads: %d   BLAS: %s\n", threads, dl_blas_info());
+  fprintf(stderr, "oneDNN: %s\n", dl_onednn_info());
   if (seed >= 0) fprintf(stderr, "seed: %lld\n", seed);
 }

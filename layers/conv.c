@@ -1,14 +1,23 @@
 /* Convolution with Caffe's semantics, as im2col + GEMM. Several images share one
  * GEMM (their columns side by side), because LeNet-sized per-image matrices
- * (50 x 64 x 500) are too thin to keep BLAS busy. */
+ * (50 x 64 x 500) are too thin to keep BLAS busy. This is the readable
+ * reference; `engine: onednn` runs the same layer on oneDNN's primitives
+ * (layers/conv_onednn.c), and `engine: auto` times both at reshape. */
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/filler.h"
 #include "core/layer.h"
 #include "core/math.h"
 #include "core/parallel.h"
+#include "layers/conv_onednn.h"
+
+enum { ENGINE_AUTO, ENGINE_NATIVE, ENGINE_ONEDNN };
+static const char *const engine_names[] = {"auto", "native", "onednn", NULL};
 
 typedef struct {
   int num_output;
@@ -17,6 +26,7 @@ typedef struct {
   int bias_term;
   dl_filler weight_filler, bias_filler;
   int gemm_images;
+  int engine;
 } conv_param;
 
 static const dl_param_spec conv_schema[] = {
@@ -44,8 +54,14 @@ static const dl_param_spec conv_schema[] = {
                 "convolution_param { bias_filler }"),
     DL_P_INT(conv_param, gemm_images, "0", 0, 1000000,
              "images per GEMM (a speed knob; results do not change); 0: the whole batch when "
-             "its column buffer fits 16 MiB, else as many as fit 4 MiB",
+             "its column buffer fits 16 MiB, else as many as fit 4 MiB (native engine)",
              "(none)"),
+    DL_P_ENUM(conv_param, engine, "auto", engine_names,
+              "what computes it: native (im2col + BLAS, the reference), onednn (oneDNN's CPU "
+              "primitives; needs a build with libdnnl), or auto: the faster of the two on this "
+              "layer's shapes, timed once at setup and logged (native when the build has no "
+              "oneDNN)",
+              "convolution_param { engine }"),
     DL_SPEC_END};
 
 /* Column buffer sizes, in floats. Up to CONV_KEEP_BUDGET the whole batch goes
@@ -63,6 +79,14 @@ typedef struct {
   int oh, ow;         /* output size */
 } conv_geom;
 
+/* engine: auto's measurements of one layer's shapes (see choose_engine). */
+enum { T_FWD, T_BWD, T_BWD_DX, T_PARTS }; /* forward, backward without dx, with dx */
+typedef struct {
+  dl_conv_desc d; /* the shapes timed: d.n is the timing batch */
+  int threads, phase, batch;
+  double ms[3][T_PARTS]; /* by engine */
+} auto_times;
+
 typedef struct {
   conv_geom g;
   int n, m;    /* images, output channels */
@@ -71,9 +95,13 @@ typedef struct {
   size_t ohw;  /* oh * ow */
   size_t img;  /* c * h * w: floats in one input image */
   size_t ncol, ntmp;
-  float *col;       /* (kdim, block * ohw): im2col of a block of images */
-  float *tmp;       /* (m, block * ohw): GEMM result, or the gathered top diff */
-  int col_is_batch; /* forward left the whole batch's im2col in col, for backward */
+  float *col;          /* (kdim, block * ohw): im2col of a block of images */
+  float *tmp;          /* (m, block * ohw): GEMM result, or the gathered top diff */
+  int col_is_batch;    /* forward left the whole batch's im2col in col, for backward */
+  int engine;          /* ENGINE_NATIVE or ENGINE_ONEDNN, once reshape has chosen */
+  dl_conv_onednn *dnn; /* the oneDNN engine's primitives, when it runs */
+  int pending;         /* auto: both engines ready until the first backward picks by dx */
+  auto_times times;    /* auto: what the choice was made on */
 } conv_priv;
 
 /* ---- small vector loops ------------------------------------------------- */
@@ -316,11 +344,17 @@ static dl_status add_params(dl_layer *l, int c) {
 static dl_status conv_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                             int nt) {
   (void)nb, (void)top, (void)nt;
+  const conv_param *p = l->param;
   conv_priv *s = dl_calloc(1, sizeof *s);
   if (!s) return DL_ENOMEM;
   l->priv = s;
   dl_status st = read_geometry(l, &s->g);
   if (!st) st = check_input(l, bottom[0]);
+  if (!st && p->engine == ENGINE_ONEDNN && !dl_onednn_available())
+    return dl_layer_error(l, DL_ECONFIG,
+                          "engine: onednn: this dltrain was built without oneDNN (libdnnl); "
+                          "install libdnnl-dev (scripts/setup.sh) and rebuild (make ONEDNN=1), "
+                          "or use engine: native or auto");
   return st ? st : add_params(l, bottom[0]->shape[1]);
 }
 
@@ -360,45 +394,6 @@ static int pick_block(const conv_priv *s, int requested) {
   return b < (size_t)s->n ? (int)b : s->n;
 }
 
-static dl_status conv_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
-                              int nt) {
-  (void)nb, (void)nt;
-  const conv_param *p = l->param;
-  conv_priv *s = l->priv;
-  dl_blob *x = bottom[0];
-  dl_status st = check_input(l, x);
-  if (st) return st;
-  if (x->shape[1] != l->params[0]->shape[1] * p->group)
-    return dl_layer_error(l, DL_ECONFIG, "input channels changed from %d to %d after setup",
-                          l->params[0]->shape[1] * p->group, x->shape[1]);
-  s->n = x->shape[0], s->m = p->num_output;
-  s->g.c = x->shape[1], s->g.h = x->shape[2], s->g.w = x->shape[3];
-  if ((st = size_output(l, &s->g))) return st;
-  s->kdim = (size_t)s->g.c * s->g.kh * s->g.kw;
-  s->ohw = (size_t)s->g.oh * s->g.ow;
-  s->block = pick_block(s, p->gemm_images);
-  size_t cols = (size_t)s->block * s->ohw;
-  s->img = (size_t)s->g.c * s->g.h * s->g.w;
-  if ((st = grow(&s->col, &s->ncol, s->kdim * cols))) return st;
-  if ((st = grow(&s->tmp, &s->ntmp, (size_t)s->m * cols))) return st;
-  return dl_blob_reshape4(top[0], s->n, s->m, s->g.oh, s->g.ow);
-}
-
-static double conv_flops(const dl_layer *l) {
-  const conv_param *p = l->param;
-  const conv_priv *s = l->priv;
-  return 2.0 * s->n * s->m * (double)s->ohw * (double)s->kdim / p->group;
-}
-
-static void conv_destroy(dl_layer *l) {
-  conv_priv *s = l->priv;
-  if (!s) return;
-  free(s->col);
-  free(s->tmp);
-  free(s);
-  l->priv = NULL;
-}
-
 /* tmp_g = W_g * col_g for each group g: tmp is (m, cols), W (m, kdim / group). */
 static void gemm_forward(const conv_priv *s, int group, const float *w, size_t cols) {
   int mg = s->m / group, kg = (int)s->kdim / group;
@@ -436,16 +431,9 @@ static void scatter_top(const conv_priv *s, const float *bias, int n0, int nb, f
   dl_parallel_for(nb, 4, scatter_images, &j);
 }
 
-static dl_status conv_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
-                              int nt) {
-  (void)nb, (void)nt;
-  const conv_param *p = l->param;
-  conv_priv *s = l->priv;
-  DL_ASSERT(bottom[0]->count == (size_t)s->n * s->g.c * s->g.h * s->g.w); /* reshape ran */
-  const float *x = dl_cdata(bottom[0]);                                   /* (n, c, h, w) */
-  const float *w = dl_cdata(l->params[0]);                          /* (m, c / group, kh, kw) */
-  const float *bias = p->bias_term ? dl_cdata(l->params[1]) : NULL; /* (m) */
-  float *y = dl_data(top[0]);                                       /* (n, m, oh, ow) */
+/* y = conv(x, w) + bias (bias NULL: none), block by block. */
+static void native_forward(const conv_param *p, conv_priv *s, const float *x, const float *w,
+                           const float *bias, float *y) {
   for (int n0 = 0; n0 < s->n; n0 += s->block) {
     int nblk = s->n - n0 < s->block ? s->n - n0 : s->block;
     im2col(&s->g, x + n0 * s->img, nblk, s->col);
@@ -453,7 +441,6 @@ static dl_status conv_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
     scatter_top(s, bias, n0, nblk, y);
   }
   s->col_is_batch = s->block >= s->n;
-  return DL_OK;
 }
 
 /* ---- backward ----------------------------------------------------------- */
@@ -504,18 +491,10 @@ static void bottom_grad(const conv_priv *s, int group, const float *w, int n0, i
  *   dW += dy * col(x)^T,  db += sum over positions of dy,  dx = col2im(W^T * dy).
  * col(x) comes from forward when it held the whole batch (bottoms do not change
  * between a layer's forward and backward), else it is rebuilt block by block.
- * Computing dx overwrites col, so a second backward rebuilds it. */
-static void conv_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
-                          dl_blob *const *bottom, int nb) {
-  (void)nt, (void)nb;
-  const conv_param *p = l->param;
-  conv_priv *s = l->priv;
-  const float *dy = dl_cdiff(top[0]);                        /* (n, m, oh, ow) */
-  const float *x = dl_cdata(bottom[0]);                      /* (n, c, h, w) */
-  const float *w = dl_cdata(l->params[0]);                   /* (m, c / group, kh, kw) */
-  float *dw = dl_diff(l->params[0]);                         /* (m, c / group, kh, kw) */
-  float *db = p->bias_term ? dl_diff(l->params[1]) : NULL;   /* (m) */
-  float *dx = propagate_down[0] ? dl_diff(bottom[0]) : NULL; /* (n, c, h, w) */
+ * Computing dx overwrites col, so a second backward rebuilds it. db and dx may
+ * be NULL. */
+static void native_backward(const conv_param *p, conv_priv *s, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *db) {
   int have_col = s->col_is_batch;
   s->col_is_batch &= !dx;
   for (int n0 = 0; n0 < s->n; n0 += s->block) {
@@ -529,9 +508,325 @@ static void conv_backward(dl_layer *l, dl_blob *const *top, int nt, const int *p
   }
 }
 
+/* ---- reshape: sizes, buffers and the engine ------------------------------ */
+
+static dl_status native_reshape(const conv_param *p, conv_priv *s) {
+  s->block = pick_block(s, p->gemm_images);
+  size_t cols = (size_t)s->block * s->ohw;
+  dl_status st = grow(&s->col, &s->ncol, s->kdim * cols);
+  if (!st) st = grow(&s->tmp, &s->ntmp, (size_t)s->m * cols);
+  s->col_is_batch = 0;
+  return st;
+}
+
+static void native_release(conv_priv *s) {
+  free(s->col);
+  free(s->tmp);
+  s->col = s->tmp = NULL;
+  s->ncol = s->ntmp = 0;
+  s->col_is_batch = 0;
+}
+
+static dl_conv_desc describe(const conv_param *p, const conv_priv *s) {
+  const conv_geom *g = &s->g;
+  return (dl_conv_desc){.n = s->n,
+                        .c = g->c,
+                        .h = g->h,
+                        .w = g->w,
+                        .m = s->m,
+                        .oh = g->oh,
+                        .ow = g->ow,
+                        .kh = g->kh,
+                        .kw = g->kw,
+                        .sh = g->sh,
+                        .sw = g->sw,
+                        .ph = g->ph,
+                        .pw = g->pw,
+                        .dh = g->dh,
+                        .dw = g->dw,
+                        .group = p->group,
+                        .bias = p->bias_term};
+}
+
+static double conv_flops(const dl_layer *l) {
+  const conv_param *p = l->param;
+  const conv_priv *s = l->priv;
+  return 2.0 * s->n * s->m * (double)s->ohw * (double)s->kdim / p->group;
+}
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- engine: auto ---------------------------------------------------------
+ * At reshape both engines run this layer's shapes on scratch arrays. A big
+ * batch is timed on fewer images (as many as make AUTO_FLOPS of forward, at
+ * least four per thread, at most AUTO_IMAGES), so that setup stays short. Up
+ * to three rounds alternate the engines and keep the best time of each part;
+ * the timing stops after a round once the engines differ clearly (the first
+ * round also pays for first touches of the buffers). The test phase compares
+ * forwards. The train phase compares forward + backward with the bottom diff
+ * and without it, since a net's first convolution computes none and oneDNN's
+ * bottom diff is slow for one to three input channels; when the two disagree,
+ * both engines stay ready until the first backward shows which applies. The
+ * choice is logged, and the times kept for the process by shapes, phase and
+ * threads: a net built again, or a test net's layer of the same shapes, reuses
+ * them. */
+
+#define AUTO_IMAGES 64
+#define AUTO_FLOPS  1e9
+
+#define AUTO_CACHE 64
+static auto_times auto_cache[AUTO_CACHE];
+static int auto_ncache;
+
+static const auto_times *auto_find(const dl_conv_desc *d, int phase, int batch) {
+  for (int i = 0; i < auto_ncache && i < AUTO_CACHE; i++) {
+    const auto_times *c = &auto_cache[i];
+    if (c->threads == dl_get_threads() && c->phase == phase && c->batch == batch &&
+        !memcmp(&c->d, d, sizeof *d))
+      return c;
+  }
+  return NULL;
+}
+
+/* The faster engine with or without dx, and the two times in ms. */
+static int faster(const auto_times *c, int dx, double *ms_native, double *ms_onednn) {
+  double t[3];
+  for (int e = ENGINE_NATIVE; e <= ENGINE_ONEDNN; e++)
+    t[e] =
+        c->phase == DL_TEST ? c->ms[e][T_FWD] : c->ms[e][T_FWD] + c->ms[e][dx ? T_BWD_DX : T_BWD];
+  *ms_native = t[ENGINE_NATIVE], *ms_onednn = t[ENGINE_ONEDNN];
+  return t[ENGINE_ONEDNN] < t[ENGINE_NATIVE] ? ENGINE_ONEDNN : ENGINE_NATIVE;
+}
+
+static void log_choice(const dl_layer *l, const auto_times *c, int dx, int again) {
+  double t[3];
+  int e = faster(c, dx, &t[ENGINE_NATIVE], &t[ENGINE_ONEDNN]);
+  int other = e == ENGINE_ONEDNN ? ENGINE_NATIVE : ENGINE_ONEDNN;
+  const dl_conv_desc *d = &c->d;
+  fprintf(stderr,
+          "layer '%s' (Convolution): engine %s (%.3g ms) vs %s (%.3g ms) per %s of %d x %d x %d "
+          "x %d at %d thread%s%s\n",
+          l->name, engine_names[e], t[e], engine_names[other], t[other],
+          c->phase == DL_TEST ? "forward"
+          : dx                ? "forward + backward"
+                              : "forward + backward without the bottom diff",
+          d->n, d->c, d->h, d->w, c->threads, c->threads > 1 ? "s" : "",
+          again ? " (measured before)" : "");
+}
+
+/* Scratch arrays for timing. */
+typedef struct {
+  float *x, *y, *dy, *dx, *dw, *db;
+} conv_scratch;
+
+/* Seconds of one forward, or backward (dx: with the bottom diff), of an engine. */
+static double time_part(dl_layer *l, int engine, int part, const conv_scratch *b) {
+  const conv_param *p = l->param;
+  conv_priv *s = l->priv;
+  const float *w = dl_cdata(l->params[0]), *bias = p->bias_term ? dl_cdata(l->params[1]) : NULL;
+  float *db = p->bias_term ? b->db : NULL, *dx = part == T_BWD_DX ? b->dx : NULL;
+  double t0 = now();
+  if (engine == ENGINE_ONEDNN && part == T_FWD)
+    dl_conv_onednn_forward(s->dnn, b->x, w, bias, b->y);
+  else if (engine == ENGINE_ONEDNN)
+    dl_conv_onednn_backward(s->dnn, b->x, w, b->dy, dx, b->dw, db);
+  else if (part == T_FWD)
+    native_forward(p, s, b->x, w, bias, b->y);
+  else
+    native_backward(p, s, b->x, w, b->dy, dx, b->dw, db);
+  return now() - t0;
+}
+
+/* Fills c->ms; both engines are ready for c->d. */
+static dl_status time_engines(dl_layer *l, auto_times *c) {
+  const conv_priv *s = l->priv;
+  size_t nx = (size_t)c->d.n * s->img, ny = (size_t)c->d.n * s->m * s->ohw;
+  conv_scratch b = {dl_calloc(nx, sizeof(float)),
+                    dl_calloc(ny, sizeof(float)),
+                    dl_calloc(ny, sizeof(float)),
+                    dl_calloc(nx, sizeof(float)),
+                    dl_calloc(l->params[0]->count, sizeof(float)),
+                    dl_calloc((size_t)s->m, sizeof(float))};
+  dl_status st = b.x && b.y && b.dy && b.dx && b.dw && b.db ? DL_OK : DL_ENOMEM;
+  int parts = c->phase == DL_TEST ? 1 : T_PARTS;
+  for (int e = 0; e < 3; e++)
+    for (int k = 0; k < T_PARTS; k++)
+      c->ms[e][k] = 1e30;
+  static const double margin[3] = {1.5, 1.2, 0}; /* enough after round r */
+  for (int round = 0; round < 3 && !st; round++) {
+    for (int k = 0; k < 2; k++) {
+      int e = (round + k) % 2 ? ENGINE_ONEDNN : ENGINE_NATIVE;
+      for (int part = 0; part < parts; part++) {
+        double ms = 1e3 * time_part(l, e, part, &b);
+        if (ms < c->ms[e][part]) c->ms[e][part] = ms;
+      }
+    }
+    double t[3], u[3];
+    faster(c, 1, &t[ENGINE_NATIVE], &t[ENGINE_ONEDNN]);
+    faster(c, 0, &u[ENGINE_NATIVE], &u[ENGINE_ONEDNN]);
+    if (fmax(t[1], t[2]) >= margin[round] * fmin(t[1], t[2]) &&
+        fmax(u[1], u[2]) >= margin[round] * fmin(u[1], u[2]))
+      break;
+  }
+  free(b.x), free(b.y), free(b.dy), free(b.dx), free(b.dw), free(b.db);
+  return st;
+}
+
+/* Sets s->engine for d, and s->pending when the choice depends on whether
+ * backward computes the bottom diff. *ready: s->dnn is set up for d already. */
+static dl_status choose_engine(dl_layer *l, const dl_conv_desc *d, int *ready) {
+  const conv_param *p = l->param;
+  conv_priv *s = l->priv;
+  dl_conv_desc dt = *d;
+  double image = conv_flops(l) / d->n; /* of one image's forward */
+  int threads = dl_get_threads();
+  dt.n = image * AUTO_IMAGES > AUTO_FLOPS ? (int)(AUTO_FLOPS / image) : AUTO_IMAGES;
+  if (dt.n < 4 * threads) dt.n = 4 * threads; /* fixed costs (weights) stay a small share */
+  if (dt.n > d->n) dt.n = d->n;
+  const auto_times *c = auto_find(&dt, l->phase, d->n);
+  int again = c != NULL;
+  if (!c) {
+    auto_times n = {dt, dl_get_threads(), l->phase, d->n, {{0}}};
+    char err[256];
+    s->n = dt.n;
+    dl_status st = native_reshape(p, s);
+    if (!st && dl_conv_onednn_reshape(&s->dnn, &dt, err, sizeof err)) {
+      fprintf(stderr, "layer '%s' (Convolution): engine native (oneDNN cannot run it: %s)\n",
+              l->name, err);
+      s->n = d->n;
+      s->engine = ENGINE_NATIVE;
+      return DL_OK;
+    }
+    if (!st) st = time_engines(l, &n);
+    s->n = d->n;
+    if (st) return st;
+    auto_times *slot = &auto_cache[auto_ncache++ % AUTO_CACHE];
+    *slot = n;
+    c = slot;
+    *ready = dt.n == d->n;
+  }
+  double t[3];
+  s->times = *c;
+  s->engine = faster(c, 1, &t[1], &t[2]);
+  s->pending = l->phase == DL_TRAIN && faster(c, 0, &t[1], &t[2]) != s->engine;
+  if (!s->pending) log_choice(l, c, 1, again);
+  return DL_OK;
+}
+
+/* auto, at the first backward: the engine for this layer's propagate_down. */
+static void settle_engine(dl_layer *l, int dx) {
+  conv_priv *s = l->priv;
+  double t[3];
+  s->engine = faster(&s->times, dx, &t[1], &t[2]);
+  log_choice(l, &s->times, dx, 0);
+  s->pending = 0;
+  if (s->engine == ENGINE_ONEDNN) {
+    native_release(s);
+  } else {
+    dl_conv_onednn_free(s->dnn);
+    s->dnn = NULL;
+  }
+}
+
+static dl_status conv_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                              int nt) {
+  (void)nb, (void)nt;
+  const conv_param *p = l->param;
+  conv_priv *s = l->priv;
+  dl_blob *x = bottom[0];
+  dl_status st = check_input(l, x);
+  if (st) return st;
+  if (x->shape[1] != l->params[0]->shape[1] * p->group)
+    return dl_layer_error(l, DL_ECONFIG, "input channels changed from %d to %d after setup",
+                          l->params[0]->shape[1] * p->group, x->shape[1]);
+  s->n = x->shape[0], s->m = p->num_output;
+  s->g.c = x->shape[1], s->g.h = x->shape[2], s->g.w = x->shape[3];
+  if ((st = size_output(l, &s->g))) return st;
+  s->kdim = (size_t)s->g.c * s->g.kh * s->g.kw;
+  s->ohw = (size_t)s->g.oh * s->g.ow;
+  s->img = (size_t)s->g.c * s->g.h * s->g.w;
+  dl_conv_desc d = describe(p, s);
+  int ready = 0;
+  s->engine = p->engine;
+  s->pending = 0;
+  if (s->engine == ENGINE_AUTO && !dl_onednn_available()) s->engine = ENGINE_NATIVE;
+  if (s->engine == ENGINE_AUTO && (st = choose_engine(l, &d, &ready))) return st;
+  char err[256];
+  if (s->engine == ENGINE_ONEDNN || s->pending) {
+    if (!ready && (st = dl_conv_onednn_reshape(&s->dnn, &d, err, sizeof err)))
+      return dl_layer_error(l, st, "engine: onednn: %s", err);
+    dl_conv_onednn_forget(s->dnn);
+  } else {
+    dl_conv_onednn_free(s->dnn);
+    s->dnn = NULL;
+  }
+  if (s->engine == ENGINE_NATIVE || s->pending) {
+    if ((st = native_reshape(p, s))) return st;
+  } else {
+    native_release(s);
+  }
+  return dl_blob_reshape4(top[0], s->n, s->m, s->g.oh, s->g.ow);
+}
+
+static void conv_destroy(dl_layer *l) {
+  conv_priv *s = l->priv;
+  if (!s) return;
+  dl_conv_onednn_free(s->dnn);
+  free(s->col);
+  free(s->tmp);
+  free(s);
+  l->priv = NULL;
+}
+
+const char *dl_conv_engine(const dl_layer *l) {
+  const conv_priv *s = l->priv;
+  return engine_names[s->engine];
+}
+
+/* ---- the layer's forward and backward: the engine's ------------------- */
+
+static dl_status conv_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                              int nt) {
+  (void)nb, (void)nt;
+  const conv_param *p = l->param;
+  conv_priv *s = l->priv;
+  DL_ASSERT(bottom[0]->count == (size_t)s->n * s->g.c * s->g.h * s->g.w); /* reshape ran */
+  const float *x = dl_cdata(bottom[0]);                                   /* (n, c, h, w) */
+  const float *w = dl_cdata(l->params[0]);                          /* (m, c / group, kh, kw) */
+  const float *bias = p->bias_term ? dl_cdata(l->params[1]) : NULL; /* (m) */
+  float *y = dl_data(top[0]);                                       /* (n, m, oh, ow) */
+  if (s->engine == ENGINE_ONEDNN)
+    dl_conv_onednn_forward(s->dnn, x, w, bias, y);
+  else
+    native_forward(p, s, x, w, bias, y);
+  return DL_OK;
+}
+
+static void conv_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                          dl_blob *const *bottom, int nb) {
+  (void)nt, (void)nb;
+  const conv_param *p = l->param;
+  conv_priv *s = l->priv;
+  const float *dy = dl_cdiff(top[0]);                        /* (n, m, oh, ow) */
+  const float *x = dl_cdata(bottom[0]);                      /* (n, c, h, w) */
+  const float *w = dl_cdata(l->params[0]);                   /* (m, c / group, kh, kw) */
+  float *dw = dl_diff(l->params[0]);                         /* (m, c / group, kh, kw) */
+  float *db = p->bias_term ? dl_diff(l->params[1]) : NULL;   /* (m) */
+  float *dx = propagate_down[0] ? dl_diff(bottom[0]) : NULL; /* (n, c, h, w) */
+  if (s->pending) settle_engine(l, dx != NULL);
+  if (s->engine == ENGINE_ONEDNN)
+    dl_conv_onednn_backward(s->dnn, x, w, dy, dx, dw, db);
+  else
+    native_backward(p, s, x, w, dy, dx, dw, db);
+}
+
 const dl_layer_ops dl_layer_conv = {
     .type = "Convolution",
-    .summary = "2-d convolution (im2col + GEMM) with stride, pad, dilation and groups",
+    .summary = "2-d convolution (im2col + GEMM, or oneDNN) with stride, pad, dilation and groups",
     .schema = conv_schema,
     .param_size = sizeof(conv_param),
     .min_bottoms = 1,

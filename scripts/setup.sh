@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential make pkg-config libyaml-dev libopenblas-dev libpng-dev zlib1g-dev check
-          dataset-fashion-mnist fortunes)
+          libdnnl-dev dataset-fashion-mnist fortunes)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,7 @@
 DL_SUITE(core)
 DL_SUITE(relu)
 DL_SUITE(conv)
+DL_SUITE(conv_onednn)
 DL_SUITE(pooling)
 DL_SUITE(data)
 DL_SUITE(config)

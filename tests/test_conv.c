@@ -7,16 +7,11 @@
 
 #include "core/math.h"
 #include "core/rng.h"
+#include "tests/conv_cases.h"
 #include "tests/testutil.h"
 
-typedef struct {
-  int n, c, h, w, m;
-  int kh, kw, sh, sw, ph, pw, dh, dw;
-  int group, bias, gemm_images;
-} conv_case;
-
 /* Aligned shapes and odd ones; each line stresses one feature. */
-static const conv_case cases[] = {
+const conv_case dl_conv_cases[] = {
     {2, 4, 8, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0}, /* aligned, "same" padding */
     {2, 3, 7, 5, 5, 3, 2, 2, 1, 1, 0, 1, 1, 1, 1, 0}, /* odd shape, rectangular everything */
     {2, 4, 6, 6, 6, 3, 3, 1, 1, 0, 0, 1, 1, 2, 1, 0}, /* two groups */
@@ -28,14 +23,17 @@ static const conv_case cases[] = {
     {1, 1, 3, 3, 2, 2, 2, 2, 2, 3, 3, 1, 1, 1, 1, 0}, /* pad > kernel: windows on pure padding */
     {2, 2, 7, 7, 2, 1, 1, 3, 3, 0, 0, 1, 1, 1, 1, 0}, /* stride > kernel */
 };
+const int dl_conv_ncases = (int)(sizeof dl_conv_cases / sizeof dl_conv_cases[0]);
 
-static void case_yaml(const conv_case *k, char *buf, size_t n) {
+/* The case as a layer on `engine` (native here: the reference engine). */
+void dl_conv_case_yaml(const conv_case *k, const char *engine, char *buf, size_t n) {
   snprintf(buf, n,
            "{name: c, type: Convolution, num_output: %d, kernel_size: [%d, %d], stride: [%d, %d], "
            "pad: [%d, %d], dilation: [%d, %d], group: %d, bias_term: %s, gemm_images: %d, "
-           "weight_filler: {type: gaussian, std: 1}, bias_filler: {type: gaussian, std: 1}}",
+           "engine: %s, weight_filler: {type: gaussian, std: 1}, "
+           "bias_filler: {type: gaussian, std: 1}}",
            k->m, k->kh, k->kw, k->sh, k->sw, k->ph, k->pw, k->dh, k->dw, k->group,
-           k->bias ? "true" : "false", k->gemm_images);
+           k->bias ? "true" : "false", k->gemm_images, engine);
 }
 
 static int out_dim(int in, int kk, int s, int p, int d) {
@@ -88,9 +86,9 @@ static void check_close_d(const float *got, const double *want, size_t n, double
 }
 
 static void run_reference_case(int ci) {
-  const conv_case *k = &cases[ci];
-  char yaml[512];
-  case_yaml(k, yaml, sizeof yaml);
+  const conv_case *k = &dl_conv_cases[ci];
+  char yaml[600];
+  dl_conv_case_yaml(k, "native", yaml, sizeof yaml);
   dl_blob *x = dl_test_blob("x", 4, (int[]){k->n, k->c, k->h, k->w}, -1, 1, 10 + ci);
   dl_blob *y = dl_blob_new("y");
   dl_layer *l = dl_test_layer(yaml, &x, 1, &y, 1);
@@ -239,14 +237,14 @@ static void gradcheck_yaml(const char *yaml, int n, int c, int h, int w) {
 
 START_TEST(conv_gradcheck) {
   gradcheck_yaml("{name: c, type: Convolution, num_output: 4, kernel_size: 3, stride: 2, pad: 1, "
-                 "bias_filler: {type: gaussian, std: 1}}",
+                 "engine: native, bias_filler: {type: gaussian, std: 1}}",
                  2, 3, 5, 5);
 }
 END_TEST
 
 START_TEST(conv_gradcheck_group_dilation) {
   gradcheck_yaml("{name: c, type: Convolution, num_output: 4, kernel_size: [2, 3], pad: 1, "
-                 "dilation: [2, 1], group: 2, gemm_images: 1}",
+                 "dilation: [2, 1], group: 2, gemm_images: 1, engine: native}",
                  3, 4, 6, 5);
 }
 END_TEST
@@ -260,7 +258,8 @@ START_TEST(conv_backward_conventions) {
   dl_blob *x = dl_test_blob("x", 4, (int[]){3, 2, 6, 6}, -1, 1, 7), *y = dl_blob_new("y");
   char yaml[200];
   snprintf(yaml, sizeof yaml,
-           "{name: c, type: Convolution, num_output: 3, kernel_size: 3, gemm_images: %d}",
+           "{name: c, type: Convolution, num_output: 3, kernel_size: 3, gemm_images: %d, "
+           "engine: native}",
            _i ? 2 : 0);
   dl_layer *l = dl_test_layer(yaml, &x, 1, &y, 1);
   ck_assert(l->ops->forward(l, &x, 1, &y, 1) == DL_OK);
@@ -334,7 +333,7 @@ END_TEST
 Suite *suite_conv(void) {
   Suite *s = suite_create("conv");
   TCase *tc = tcase_create("conv");
-  tcase_add_loop_test(tc, conv_matches_reference, 0, (int)(sizeof cases / sizeof cases[0]));
+  tcase_add_loop_test(tc, conv_matches_reference, 0, dl_conv_ncases);
   tcase_add_test(tc, conv_forward_hand);
   tcase_add_test(tc, conv_forward_hand_pad_stride);
   tcase_add_test(tc, conv_forward_hand_dilation_group);

@@ -58,8 +58,8 @@ END_TEST
 /* Convolution forward and backward at 2 threads equal 1 thread's to rounding
  * (the K split of the weight gradient reorders a sum). */
 START_TEST(threaded_conv_matches_serial) {
-  const char *cfg =
-      "{name: c, type: Convolution, num_output: 6, kernel_size: 3, pad: 1, stride: 2}";
+  const char *cfg = "{name: c, type: Convolution, num_output: 6, kernel_size: 3, pad: 1, stride: "
+                    "2, engine: native}";
   float *out[2][3];
   for (int threads = 1; threads <= 2; threads++) {
     dl_set_threads(threads);

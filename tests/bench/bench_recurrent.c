@@ -3,7 +3,9 @@
  * test suite; build after `make GPU=0`:
  *   cc -O2 -I. $(pkg-config --cflags yaml-0.1 openblas) tests/bench/bench_recurrent.c \
  *     $(find build/release -name '*.o' ! -name main.o ! -path 'build/release/tests*') \
- *     $(pkg-config --libs yaml-0.1 libpng zlib openblas) -lm -pthread -o build/bench_recurrent
+ *     $(pkg-config --libs yaml-0.1 libpng zlib openblas) -ldnnl -lgomp -lm -pthread \
+ *     -o build/bench_recurrent
+ * (-ldnnl -lgomp: a build with oneDNN, the default where libdnnl-dev is installed)
  *   build/bench_recurrent [LSTM|RNN] [threads] [T N D H] */
 #include <stdio.h>
 #include <stdlib.h>

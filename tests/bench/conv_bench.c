@@ -3,7 +3,10 @@
  * and run with
  *   make GPU=0 && cc -O2 -I. tests/bench/conv_bench.c \
  *     build/release/{core,layers,io,solvers}/[a-z]*.o build/release/cmd/[!m]*.o \
- *     $(pkg-config --libs yaml-0.1 libpng zlib openblas) -lm -pthread -o /tmp/conv_bench
+ *     $(pkg-config --libs yaml-0.1 libpng zlib openblas) -ldnnl -lgomp -lm -pthread \
+ *     -o /tmp/conv_bench
+ * (-ldnnl -lgomp: a build with oneDNN, the default where libdnnl-dev is installed; the
+ * convolution's engine is auto unless the extra keys say ", engine: native")
  *   /tmp/conv_bench [threads] [extra conv keys, e.g. ", gemm_images: 8"]
  * Each time is the best of 200 runs, so a busy machine shows less. */
 #include <stdio.h>
