@@ -143,9 +143,9 @@ typedef struct {
   dset full, rest;   /* chunks of `chunk` images, and the last of nb % chunk (rest.nb 0: none) */
   size_t size[NBUF]; /* what the slice needs */
   void *x_buf;       /* B_X */
-  float *dw_part;  /* (m, c / group, kh, kw): this slice's weight gradient */
-  float *db_part;  /* (m) */
-  float *db_chunk; /* (m) */
+  float *dw_part;    /* (m, c / group, kh, kw): this slice's weight gradient */
+  float *db_part;    /* (m) */
+  float *db_chunk;   /* (m) */
 } dpart;
 
 struct dl_conv_onednn {
@@ -427,8 +427,8 @@ static void grow_shared(build *b, const dpart *p, int *moved) {
 }
 
 /* Slice p of d: chunk size, primitives for it and the last chunk, buffers.
- * Chunks bound the memory the reordered copies take (AlexNet-R's whole batch
- * would need 400 MiB more) and keep them in cache between the reorder and the
+ * Chunks bound the memory the reordered copies take (AlexNet-R's whole slices
+ * took 350 MiB more) and keep them in cache between the reorder and the
  * primitive; chunk size made no difference to speed on AlexNet-R or -S. */
 static void build_part(build *b, const dl_conv_desc *d, dpart *p, size_t nw) {
   size_t image = 2 * sizeof(float) * ((size_t)d->c * d->h * d->w + (size_t)d->m * d->oh * d->ow);
@@ -448,8 +448,7 @@ static void build_part(build *b, const dl_conv_desc *d, dpart *p, size_t nw) {
   if (p->rest.nb) build_set(b, d, p, &p->rest);
   make_scratch(b, p, &p->full);
   if (p->rest.nb) make_scratch(b, p, &p->rest);
-  if (!b->st && !(p->x_buf = alloc_aligned(p->size[B_X])))
-    failed(b, dnnl_out_of_memory, "buffer");
+  if (!b->st && !(p->x_buf = alloc_aligned(p->size[B_X]))) failed(b, dnnl_out_of_memory, "buffer");
 }
 
 /* Once per process: the engine, and this thread's OpenMP team size. */

@@ -1,9 +1,9 @@
 /* Convolution's oneDNN engine against the native one (the reference that
  * tests/test_conv.c checks): the same forward and backward on the reference
  * geometries at 1 and 2 threads, on a batch run in several chunks per thread
- * and on wide 3x3 layers (Winograd); gradient checks; the backward conventions; no OpenMP threads; auto;
- * and the config error of a build without oneDNN, which is checked in every
- * build (the other tests print a SKIP line there). */
+ * and on wide 3x3 layers (Winograd); gradient checks; the backward conventions; no OpenMP threads;
+ * auto; and the config error of a build without oneDNN, which is checked in every build (the other
+ * tests print a SKIP line there). */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
