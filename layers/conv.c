@@ -2,7 +2,8 @@
  * GEMM (their columns side by side), because LeNet-sized per-image matrices
  * (50 x 64 x 500) are too thin to keep BLAS busy. This is the readable
  * reference; `engine: onednn` runs the same layer on oneDNN's primitives
- * (layers/conv_onednn.c), and `engine: auto` times both at reshape. */
+ * (layers/conv_onednn.c); `engine: auto` (the default) takes oneDNN when the
+ * build has it, and `engine: fastest` times both at reshape. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,8 +17,8 @@
 #include "core/parallel.h"
 #include "layers/conv_onednn.h"
 
-enum { ENGINE_AUTO, ENGINE_NATIVE, ENGINE_ONEDNN };
-static const char *const engine_names[] = {"auto", "native", "onednn", NULL};
+enum { ENGINE_AUTO, ENGINE_NATIVE, ENGINE_ONEDNN, ENGINE_FASTEST };
+static const char *const engine_names[] = {"auto", "native", "onednn", "fastest", NULL};
 
 typedef struct {
   int num_output;
@@ -58,9 +59,11 @@ static const dl_param_spec conv_schema[] = {
              "(none)"),
     DL_P_ENUM(conv_param, engine, "auto", engine_names,
               "what computes it: native (im2col + BLAS, the reference), onednn (oneDNN's CPU "
-              "primitives; needs a build with libdnnl), or auto: the faster of the two on this "
-              "layer's shapes, timed once at setup and logged (native when the build has no "
-              "oneDNN)",
+              "primitives; needs a build with libdnnl), auto (onednn when the build has it and "
+              "it can run the layer, else native: the same choice on every run, so runs repeat "
+              "bit for bit and resume exactly), or fastest (the faster of the two on this "
+              "layer's shapes, timed once at setup and logged; two runs may then choose "
+              "differently and differ in the last bits)",
               "convolution_param { engine }"),
     DL_SPEC_END};
 
@@ -79,7 +82,7 @@ typedef struct {
   int oh, ow;         /* output size */
 } conv_geom;
 
-/* engine: auto's measurements of one layer's shapes (see choose_engine). */
+/* engine: fastest's measurements of one layer's shapes (see choose_engine). */
 enum { T_FWD, T_BWD, T_BWD_DX, T_PARTS }; /* forward, backward without dx, with dx */
 typedef struct {
   dl_conv_desc d; /* the shapes timed: d.n is the timing batch */
@@ -100,8 +103,8 @@ typedef struct {
   int col_is_batch;    /* forward left the whole batch's im2col in col, for backward */
   int engine;          /* ENGINE_NATIVE or ENGINE_ONEDNN, once reshape has chosen */
   dl_conv_onednn *dnn; /* the oneDNN engine's primitives, when it runs */
-  int pending;         /* auto: both engines ready until the first backward picks by dx */
-  auto_times times;    /* auto: what the choice was made on */
+  int pending;         /* fastest: both engines ready until the first backward picks by dx */
+  auto_times times;    /* fastest: what the choice was made on */
 } conv_priv;
 
 /* ---- small vector loops ------------------------------------------------- */
@@ -560,7 +563,7 @@ static double now(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* ---- engine: auto ---------------------------------------------------------
+/* ---- engine: fastest --------------------------------------------------------
  * At reshape both engines run this layer's shapes on scratch arrays. A big
  * batch is timed on fewer images (as many as make AUTO_FLOPS of forward, at
  * least four per thread, at most AUTO_IMAGES), so that setup stays short. Up
@@ -717,7 +720,7 @@ static dl_status choose_engine(dl_layer *l, const dl_conv_desc *d, int *ready) {
   return DL_OK;
 }
 
-/* auto, at the first backward: the engine for this layer's propagate_down. */
+/* fastest, at the first backward: the engine for this layer's propagate_down. */
 static void settle_engine(dl_layer *l, int dx) {
   conv_priv *s = l->priv;
   double t[3];
@@ -753,9 +756,14 @@ static dl_status conv_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
   int ready = 0;
   s->engine = p->engine;
   s->pending = 0;
-  if (s->engine == ENGINE_AUTO && !dl_onednn_available()) s->engine = ENGINE_NATIVE;
-  if (s->engine == ENGINE_AUTO && (st = choose_engine(l, &d, &ready))) return st;
   char err[256];
+  if (s->engine == ENGINE_AUTO) { /* a fixed rule, never a timing: runs must repeat */
+    s->engine = ENGINE_NATIVE;
+    if (dl_onednn_available() && !dl_conv_onednn_reshape(&s->dnn, &d, err, sizeof err))
+      s->engine = ENGINE_ONEDNN, ready = 1;
+  }
+  if (s->engine == ENGINE_FASTEST && !dl_onednn_available()) s->engine = ENGINE_NATIVE;
+  if (s->engine == ENGINE_FASTEST && (st = choose_engine(l, &d, &ready))) return st;
   if (s->engine == ENGINE_ONEDNN || s->pending) {
     if (!ready && (st = dl_conv_onednn_reshape(&s->dnn, &d, err, sizeof err)))
       return dl_layer_error(l, st, "engine: onednn: %s", err);

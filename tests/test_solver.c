@@ -241,6 +241,30 @@ START_TEST(resume_is_bit_identical) {
 }
 END_TEST
 
+/* Convolutions with the default engine (auto: a fixed rule, not a timing)
+ * repeat bit for bit, so runs and resumes are exact with oneDNN too. */
+START_TEST(conv_runs_repeat_bit_for_bit) {
+  static const char *conv_net =
+      "name: c\nlayers:\n"
+      "  - {name: d, type: SyntheticData, top: [x, y], shape: [16, 3, 12, 12], num_classes: 4, fixed: false}\n"
+      "  - {name: c1, type: Convolution, bottom: x, top: c1, num_output: 8, kernel_size: 3}\n"
+      "  - {name: r1, type: ReLU, bottom: c1, top: c1}\n"
+      "  - {name: c2, type: Convolution, bottom: c1, top: c2, num_output: 8, kernel_size: 3, pad: 1}\n"
+      "  - {name: ip, type: InnerProduct, bottom: c2, top: ip, num_output: 4}\n"
+      "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, y], top: loss}\n";
+  double l[2][6];
+  for (int run = 0; run < 2; run++) {
+    char dir[64];
+    dl_test_tmpdir(dir, sizeof dir);
+    dl_solver *s = make_solver(conv_net, "base_lr: 0.05\nmomentum: 0.9\nmax_iter: 10\nseed: 3\n", dir);
+    for (int i = 0; i < 6; i++) ck_assert_int_eq(dl_solver_step(s, &l[run][i]), DL_OK);
+    dl_solver_free(s);
+    dl_test_rmdir(dir);
+  }
+  for (int i = 0; i < 6; i++) ck_assert_msg(l[0][i] == l[1][i], "step %d: %.17g vs %.17g", i, l[0][i], l[1][i]);
+}
+END_TEST
+
 static long file_size(const char *p) {
   struct stat sb;
   return stat(p, &sb) == 0 ? (long)sb.st_size : -1;
@@ -402,6 +426,7 @@ Suite *suite_solver(void) {
   tcase_add_test(tc, iter_size_averages_gradients);
   tcase_add_test(tc, clip_gradients_limits_the_norm);
   tcase_add_test(tc, resume_is_bit_identical);
+  tcase_add_test(tc, conv_runs_repeat_bit_for_bit);
   tcase_add_test(tc, corrupt_and_truncated_snapshots_refused);
   tcase_add_test(tc, snapshot_of_other_net_refused_weights_report);
   tcase_add_test(tc, divergence_is_reported);
