@@ -1,5 +1,9 @@
 /* CPU math backend: OpenBLAS plus simple loops. */
 #include <cblas.h>
+#ifdef DL_ONEDNN
+#include <dnnl.h>
+#include <omp.h>
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,11 +16,25 @@
 
 #include "core/math.h"
 
+#ifdef DL_ONEDNN
+/* With oneDNN built in, its sgemm does the GEMMs: Debian's OpenBLAS 0.3.21
+ * does not know newer CPUs (Zen 5 here) and falls back to its AVX2 kernels,
+ * while oneDNN picks AVX-512 at run time (about twice the rate here). Each
+ * pool thread calls it on its own slice with an OpenMP team of one, so
+ * libgomp never starts threads of its own (see layers/conv_onednn.c). */
+static void gemm_ld(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc) {
+  static _Thread_local int team_of_one;
+  if (!team_of_one) omp_set_num_threads(1), team_of_one = 1;
+  dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+#else
 static void gemm_ld(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
               K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+#endif
 
 typedef struct {
   int ta, tb, M, N, K;
