@@ -72,6 +72,9 @@ int cmd_train(int argc, char **argv) {
   const char *solver_file = npos == 2 ? pos[1] : pos[0];
   if (npos == 2) opts.net_path = pos[0];
 
+  /* From here on, Ctrl-C during the (possibly long) setup also stops cleanly:
+   * the loop sees the request before its first iteration. */
+  dl_solver_install_signals();
   dl_solver_param p;
   dl_status st = dl_solver_param_load(solver_file, &p);
   if (st) return cmd_fail(st);
@@ -88,7 +91,6 @@ int cmd_train(int argc, char **argv) {
     dl_solver_free(s);
     return cmd_fail(st);
   }
-  dl_solver_install_signals();
   st = dl_solver_solve(s);
   if ((st == DL_OK || st == DL_EINTERRUPTED) && export_path) {
     dl_status e = dl_net_export_weights(s->train, export_path);
