@@ -10,7 +10,8 @@
 static const dl_param_spec ip_schema[] = {
     DL_P_INT(ip_param, num_output, NULL, 1, 1 << 30, "number of outputs N",
              "inner_product_param { num_output }"),
-    DL_P_BOOL(ip_param, bias_term, "true", "learn a bias b (N)", "inner_product_param { bias_term }"),
+    DL_P_BOOL(ip_param, bias_term, "true", "learn a bias b (N)",
+              "inner_product_param { bias_term }"),
     DL_P_INT(ip_param, axis, "1", -DL_MAX_AXES, DL_MAX_AXES - 1,
              "first axis folded into the input vector; axes before it are rows "
              "(2 with a T x N x D sequence gives per-step outputs)",
@@ -20,6 +21,9 @@ static const dl_param_spec ip_schema[] = {
     DL_P_FILLER(ip_param, bias_filler, "{type: constant, value: 0}", "initial b",
                 "inner_product_param { bias_filler }"),
     DL_SPEC_END};
+
+/* Which forward form (see forward_transposed). */
+static int transposed_forward(int M, int N, int K) { return M <= 128 && K > N; }
 
 static dl_status ip_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                           int nt) {
@@ -63,13 +67,32 @@ static dl_status ip_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
                           dl_blob_shape_str(bottom[0], buf, sizeof buf), K, s->axis, s->K);
   }
   s->M = (int)dl_blob_count_range(bottom[0], 0, s->axis);
+  size_t yt = (size_t)s->M * p->num_output;
+  if (transposed_forward(s->M, p->num_output, s->K) && yt > s->yt_cap) {
+    free(s->yt);
+    s->yt = dl_malloc(yt * sizeof(float));
+    s->yt_cap = s->yt ? yt : 0;
+    if (!s->yt) return DL_ENOMEM;
+  }
   int shape[DL_MAX_AXES];
-  for (int i = 0; i < s->axis; i++) shape[i] = bottom[0]->shape[i];
+  for (int i = 0; i < s->axis; i++)
+    shape[i] = bottom[0]->shape[i];
   shape[s->axis] = p->num_output;
   return dl_blob_reshape(top[0], s->axis + 1, shape);
 }
 
 /* y (M x N) = x (M x K) * W^T (K x N) + b */
+/* y^T (N x M) = W x^T, then transposed: with a few rows and inputs longer than
+ * the outputs (FCN-S's first layer: 64 x 26752 -> 2048) the GEMM libraries
+ * run this form about twice as fast as x W^T (measured with oneDNN's sgemm). */
+static void forward_transposed(const ip_priv *s, int M, int N, int K, const float *x,
+                               const float *w, const float *b, float *y) {
+  dl_gemm(0, 1, N, M, K, 1.0f, w, x, 0.0f, s->yt);
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++)
+      y[(size_t)i * N + j] = s->yt[(size_t)j * M + i] + (b ? b[j] : 0);
+}
+
 static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                             int nt) {
   (void)nb, (void)nt;
@@ -77,8 +100,13 @@ static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
   const ip_priv *s = l->priv;
   int M = s->M, N = p->num_output, K = s->K;
   float *y = dl_data(top[0]);
+  const float *b = p->bias_term ? dl_cdata(l->params[1]) : NULL;
+  if (transposed_forward(M, N, K)) {
+    forward_transposed(s, M, N, K, dl_cdata(bottom[0]), dl_cdata(l->params[0]), b, y);
+    return DL_OK;
+  }
   dl_gemm(0, 1, M, N, K, 1.0f, dl_cdata(bottom[0]), dl_cdata(l->params[0]), 0.0f, y);
-  if (p->bias_term) dl_add_bias_rows(M, N, dl_cdata(l->params[1]), y);
+  if (b) dl_add_bias_rows(M, N, b, y);
   return DL_OK;
 }
 
@@ -96,7 +124,11 @@ static void ip_backward(dl_layer *l, dl_blob *const *top, int nt, const int *pro
     dl_gemm(0, 0, M, K, N, 1.0f, dy, dl_cdata(l->params[0]), 0.0f, dl_diff(bottom[0]));
 }
 
-static void ip_destroy(dl_layer *l) { free(l->priv); }
+static void ip_destroy(dl_layer *l) {
+  ip_priv *s = l->priv;
+  if (s) free(s->yt);
+  free(s);
+}
 
 static double ip_flops(const dl_layer *l) {
   const ip_param *p = l->param;
@@ -109,7 +141,10 @@ const dl_layer_ops dl_layer_inner_product = {
     .summary = "fully connected layer: y = x W^T + b",
     .schema = ip_schema,
     .param_size = sizeof(ip_param),
-    .min_bottoms = 1, .max_bottoms = 1, .min_tops = 1, .max_tops = 1,
+    .min_bottoms = 1,
+    .max_bottoms = 1,
+    .min_tops = 1,
+    .max_tops = 1,
     .bottoms_doc = "x: d0 x ... x d(axis-1) x K (the axes from `axis` on are flattened to K)",
     .tops_doc = "y: d0 x ... x d(axis-1) x num_output",
     .setup = ip_setup,

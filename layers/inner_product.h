@@ -19,6 +19,8 @@ typedef struct {
 typedef struct {
   int axis; /* resolved, non-negative */
   int M, K; /* rows and input features */
+  float *yt;  /* (N, M) few rows, long inputs: forward as y^T = W x^T, then transposed */
+  size_t yt_cap;
 } ip_priv;
 
 DL_GPU_TWINS(inner_product);
