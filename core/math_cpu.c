@@ -280,130 +280,79 @@ DL_VINLINE float stable_sigmoid(float x) {
   return dl_vpick(x < 0, e * r, r);
 }
 
-/* Fixed-size blocks: GCC -O2 vectorizes only loops of known trip count. */
-DL_VCLONES static void sigmoid_span(size_t n, const float *x, float *y) {
-  size_t i = 0;
-  for (; i + DL_VBLOCK <= n; i += DL_VBLOCK) {
-    float t[DL_VBLOCK]; /* a copy: y may alias x, and then nothing would vectorize */
-    memcpy(t, x + i, sizeof t);
-    for (int q = 0; q < DL_VBLOCK; q++)
-      t[q] = stable_sigmoid(t[q]);
-    memcpy(y + i, t, sizeof t);
-  }
-  for (; i < n; i++)
-    y[i] = stable_sigmoid(x[i]);
-}
-
-DL_VCLONES static void tanh_span(size_t n, const float *x, float *y) {
-  size_t i = 0;
-  for (; i + DL_VBLOCK <= n; i += DL_VBLOCK) {
-    float t[DL_VBLOCK]; /* a copy: y may alias x, and then nothing would vectorize */
-    memcpy(t, x + i, sizeof t);
-    for (int q = 0; q < DL_VBLOCK; q++)
-      t[q] = dl_vtanh(t[q]);
-    memcpy(y + i, t, sizeof t);
-  }
-  for (; i < n; i++)
-    y[i] = dl_vtanh(x[i]);
-}
+/* The elementwise kernels, one place: out = f(a, b) over n floats. Blocks of
+ * DL_VBLOCK through local copies (out may alias a or b, and GCC -O2
+ * vectorizes only fixed trip counts; fixed-size copies are inlined), cut in
+ * 16 KiB chunks between the threads, compiled per vector width. */
+enum { EW_SIGMOID, EW_TANH, EW_SIGMOID_GRAD, EW_TANH_GRAD, EW_RELU };
 
 typedef struct {
-  void (*fn)(size_t, const float *, float *);
-  const float *x;
-  float *y;
-  size_t n;
-} map_job;
-
-static void map_range(void *arg, int lo, int hi) {
-  const map_job *j = arg;
-  size_t a = (size_t)lo * 4096, b = (size_t)hi * 4096;
-  if (b > j->n) b = j->n;
-  j->fn(b - a, j->x + a, j->y + a);
-}
-
-/* Elementwise fn over n floats in 16 KiB chunks, threaded when long. */
-static void map_floats(void (*fn)(size_t, const float *, float *), size_t n, const float *x,
-                       float *y) {
-  map_job j = {fn, x, y, n};
-  dl_parallel_for((int)((n + 4095) / 4096), 8, map_range, &j);
-}
-
-void dl_sigmoid(size_t n, const float *x, float *y) { map_floats(sigmoid_span, n, x, y); }
-void dl_tanh(size_t n, const float *x, float *y) { map_floats(tanh_span, n, x, y); }
-
-typedef struct {
-  int tanh;
-  const float *y, *dy;
-  float *dx;
-  size_t n;
-} grad_job;
-
-/* The gradient block by block, through a copy (dx may alias dy). */
-static void grad_range(void *arg, int lo, int hi) {
-  const grad_job *j = arg;
-  size_t a = (size_t)lo * 4096, b = (size_t)hi * 4096;
-  if (b > j->n) b = j->n;
-  size_t i = a;
-  for (; i + DL_VBLOCK <= b; i += DL_VBLOCK) { /* fixed-size copies are inlined */
-    float t[DL_VBLOCK], y[DL_VBLOCK];
-    memcpy(t, j->dy + i, sizeof t);
-    memcpy(y, j->y + i, sizeof y);
-    if (j->tanh)
-      for (int q = 0; q < DL_VBLOCK; q++)
-        t[q] *= 1.0f - y[q] * y[q];
-    else
-      for (int q = 0; q < DL_VBLOCK; q++)
-        t[q] *= y[q] * (1.0f - y[q]);
-    memcpy(j->dx + i, t, sizeof t);
-  }
-  for (; i < b; i++)
-    j->dx[i] = j->dy[i] * (j->tanh ? 1.0f - j->y[i] * j->y[i] : j->y[i] * (1.0f - j->y[i]));
-}
-
-static void act_grad(int tanh, size_t n, const float *y, const float *dy, float *dx) {
-  grad_job j = {tanh, y, dy, dx, n};
-  dl_parallel_for((int)((n + 4095) / 4096), 8, grad_range, &j);
-}
-
-void dl_sigmoid_grad(size_t n, const float *y, const float *dy, float *dx) {
-  act_grad(0, n, y, dy, dx);
-}
-void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx) {
-  act_grad(1, n, y, dy, dx);
-}
-
-typedef struct {
-  float slope;
-  const float *sel, *in; /* sign from sel, value from in */
+  int op;
+  float slope;        /* EW_RELU */
+  const float *a, *b; /* sigmoid, tanh: x, x; grads: y, dy; relu: sign source, values */
   float *out;
   size_t n;
-} relu_job;
+} ew_job;
 
-static void relu_range(void *arg, int lo, int hi) {
-  const relu_job *j = arg;
-  size_t a = (size_t)lo * 4096, b = (size_t)hi * 4096;
-  if (b > j->n) b = j->n;
-  size_t i = a;
-  for (; i + DL_VBLOCK <= b; i += DL_VBLOCK) { /* fixed-size copies are inlined */
-    float s[DL_VBLOCK], v[DL_VBLOCK];
-    memcpy(s, j->sel + i, sizeof s);
-    memcpy(v, j->in + i, sizeof v);
-    for (int q = 0; q < DL_VBLOCK; q++)
-      v[q] = dl_vpick(s[q] > 0, v[q], j->slope * v[q]);
-    memcpy(j->out + i, v, sizeof v);
+DL_VINLINE float ew_one(int op, float slope, float a, float b) {
+  switch (op) {
+  case EW_SIGMOID: return stable_sigmoid(a);
+  case EW_TANH: return dl_vtanh(a);
+  case EW_SIGMOID_GRAD: return b * a * (1.0f - a);
+  case EW_TANH_GRAD: return b * (1.0f - a * a);
+  default: return dl_vpick(a > 0, b, slope * b);
   }
-  for (; i < b; i++)
-    j->out[i] = dl_vpick(j->sel[i] > 0, j->in[i], j->slope * j->in[i]);
 }
 
-static void relu_map(float slope, size_t n, const float *sel, const float *in, float *out) {
-  relu_job j = {slope, sel, in, out, n};
-  dl_parallel_for((int)((n + 4095) / 4096), 8, relu_range, &j);
+#define EW_BLOCK_LOOP(OP)                                                                          \
+  for (int q = 0; q < DL_VBLOCK; q++)                                                              \
+  o[q] = ew_one(OP, slope, x[q], y[q])
+
+DL_VCLONES static void ew_span(int op, float slope, size_t n, const float *a, const float *b,
+                               float *out) {
+  size_t i = 0;
+  for (; i + DL_VBLOCK <= n; i += DL_VBLOCK) {
+    float x[DL_VBLOCK], y[DL_VBLOCK], o[DL_VBLOCK];
+    memcpy(x, a + i, sizeof x);
+    memcpy(y, b + i, sizeof y);
+    switch (op) { /* constant op inside each loop, so each one vectorizes */
+    case EW_SIGMOID: EW_BLOCK_LOOP(EW_SIGMOID); break;
+    case EW_TANH: EW_BLOCK_LOOP(EW_TANH); break;
+    case EW_SIGMOID_GRAD: EW_BLOCK_LOOP(EW_SIGMOID_GRAD); break;
+    case EW_TANH_GRAD: EW_BLOCK_LOOP(EW_TANH_GRAD); break;
+    default: EW_BLOCK_LOOP(EW_RELU); break;
+    }
+    memcpy(out + i, o, sizeof o);
+  }
+  for (; i < n; i++)
+    out[i] = ew_one(op, slope, a[i], b[i]);
 }
 
-void dl_relu(size_t n, float slope, const float *x, float *y) { relu_map(slope, n, x, x, y); }
+static void ew_range(void *arg, int lo, int hi) {
+  const ew_job *j = arg;
+  size_t s0 = (size_t)lo * 4096, s1 = (size_t)hi * 4096;
+  if (s1 > j->n) s1 = j->n;
+  ew_span(j->op, j->slope, s1 - s0, j->a + s0, j->b + s0, j->out + s0);
+}
+
+static void ew_run(int op, float slope, size_t n, const float *a, const float *b, float *out) {
+  ew_job j = {op, slope, a, b, out, n};
+  dl_parallel_for((int)((n + 4095) / 4096), 8, ew_range, &j);
+}
+
+void dl_sigmoid(size_t n, const float *x, float *y) { ew_run(EW_SIGMOID, 0, n, x, x, y); }
+void dl_tanh(size_t n, const float *x, float *y) { ew_run(EW_TANH, 0, n, x, x, y); }
+void dl_sigmoid_grad(size_t n, const float *y, const float *dy, float *dx) {
+  ew_run(EW_SIGMOID_GRAD, 0, n, y, dy, dx);
+}
+void dl_tanh_grad(size_t n, const float *y, const float *dy, float *dx) {
+  ew_run(EW_TANH_GRAD, 0, n, y, dy, dx);
+}
+void dl_relu(size_t n, float slope, const float *x, float *y) {
+  ew_run(EW_RELU, slope, n, x, x, y);
+}
 void dl_relu_grad(size_t n, float slope, const float *y, const float *dy, float *dx) {
-  relu_map(slope, n, y, dy, dx);
+  ew_run(EW_RELU, slope, n, y, dy, dx);
 }
 
 typedef struct {
@@ -416,7 +365,8 @@ static void add_bias_range(void *arg, int lo, int hi) {
   const rows_job *j = arg;
   for (int i = lo; i < hi; i++) {
     float *y = j->dst + (size_t)i * j->N;
-    for (int k = 0; k < j->N; k++) y[k] += j->src[k];
+    for (int k = 0; k < j->N; k++)
+      y[k] += j->src[k];
   }
 }
 
@@ -430,7 +380,8 @@ static void sum_rows_range(void *arg, int lo, int hi) {
   const rows_job *j = arg;
   for (int i = 0; i < j->M; i++) {
     const float *r = j->src + (size_t)i * j->N;
-    for (int k = lo; k < hi; k++) j->dst[k] += r[k];
+    for (int k = lo; k < hi; k++)
+      j->dst[k] += r[k];
   }
 }
 
