@@ -239,8 +239,13 @@ typedef struct {
   double median, mean, flops, rss;
 } bench_run;
 
+/* Gradients of weights updated during backward are never stored. */
+static size_t grad_bytes(const bench_run *r) {
+  return dl_net_stored_grad_count(r->net) * sizeof(float);
+}
+
 static size_t plan_bytes(const bench_run *r) {
-  return 2 * r->net->param_count * sizeof(float) + r->history_bytes +
+  return r->net->param_count * sizeof(float) + grad_bytes(r) + r->history_bytes +
          dl_net_activation_bytes(r->net);
 }
 
@@ -341,9 +346,11 @@ static double gflops(double flops, double ms) { return ms > 0 ? flops / ms * 1e-
 
 static void print_plan(const bench_run *r) {
   size_t p = r->net->param_count * sizeof(float);
-  printf("memory plan: parameters %.1f MiB, gradients %.1f MiB, solver history %.1f MiB, "
+  printf("memory plan: parameters %.1f MiB, gradients %.1f MiB%s, solver history %.1f MiB, "
          "activations and gradients %.1f MiB; total %.1f MiB\n",
-         mib((double)p), mib((double)p), mib((double)r->history_bytes),
+         mib((double)p), mib((double)grad_bytes(r)),
+         grad_bytes(r) < p ? " (the rest updated during backward)" : "",
+         mib((double)r->history_bytes),
          mib((double)dl_net_activation_bytes(r->net)), mib((double)plan_bytes(r)));
 }
 
@@ -398,7 +405,8 @@ static void write_json(FILE *f, const bench_args *a, const bench_run *r, double 
           "\"warmup\": %d, \"memory_plan\": {\"params_bytes\": %zu, \"grads_bytes\": %zu, "
           "\"history_bytes\": %zu, \"activations_bytes\": %zu, \"total_bytes\": %zu}, "
           "\"layers\": [",
-          a->phase == DL_TEST ? "test" : "train", batch, dl_get_threads(), n, a->warmup, p, p,
+          a->phase == DL_TEST ? "test" : "train", batch, dl_get_threads(), n, a->warmup, p,
+          grad_bytes(r),
           r->history_bytes, dl_net_activation_bytes(net), plan_bytes(r));
   for (int i = 0; i < net->nsteps; i++) {
     const dl_net_step *s = &net->steps[i];

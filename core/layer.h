@@ -63,6 +63,22 @@ enum {
   DL_LAYER_IN_PLACE = 1 << 2, /* top may be the same blob as bottom */
 };
 
+/* Update during backward (the solver's update_during_backward): a layer whose
+ * gradient for a parameter is final when its backward ends may hand it to the
+ * solver in pieces, each applied while it is still in cache, instead of
+ * writing the parameter's diff. `apply` runs the solver's rule on a tile of
+ * net parameter `param`: `rows` runs of `cols` values, the first at `offset`,
+ * the next ones `stride` values apart, with the gradient `grad` (rows x cols,
+ * contiguous); it returns 0 when a gradient value is not finite (training
+ * then stops). `scratch` has DL_UPDATE_TILE floats for each pool thread. */
+#define DL_UPDATE_TILE 65536
+typedef struct dl_update_hook {
+  int (*apply)(void *ctx, int param, size_t offset, int rows, int cols, size_t stride,
+               const float *grad);
+  void *ctx;
+  float *scratch;
+} dl_update_hook;
+
 struct dl_layer_ops {
   const char *type;    /* "Convolution" */
   const char *summary; /* one line for `dltrain layers` */
@@ -72,6 +88,7 @@ struct dl_layer_ops {
   const char *bottoms_doc, *tops_doc;
   unsigned flags;
   unsigned no_grad_bottoms; /* bit i: bottom i never receives a gradient (labels) */
+  unsigned backward_updates; /* bit k: backward can hand param k to an update hook */
 
   dl_status (*setup)(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top, int nt);
   dl_status (*reshape)(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top, int nt);
@@ -130,7 +147,18 @@ struct dl_layer {
   dl_blob *params[DL_MAX_LAYER_PARAMS];
   float lr_mult[DL_MAX_LAYER_PARAMS];
   float decay_mult[DL_MAX_LAYER_PARAMS];
+  /* Set by the solver: param k goes to `update_hook` as net parameter
+   * update_param[k] - 1 when update_param[k] > 0 (its diff is then not
+   * written); see dl_layer_update_index. */
+  const dl_update_hook *update_hook;
+  int update_param[DL_MAX_LAYER_PARAMS];
 };
+
+/* The net index under which backward hands param k to l->update_hook, or -1
+ * when param k's gradient goes to its diff as usual. */
+static inline int dl_layer_update_index(const dl_layer *l, int k) {
+  return l->update_hook && l->update_param[k] > 0 ? l->update_param[k] - 1 : -1;
+}
 
 /* Creates param blob number l->nparams ("<layer>/<suffix>") with the given shape. */
 dl_status dl_layer_add_param(dl_layer *l, const char *suffix, int ndim, const int *shape,

@@ -12,6 +12,10 @@ extern "C" {
 /* C = alpha * op(A) * op(B) + beta * C, with op(A) M x K, op(B) K x N. */
 void dl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
              const float *B, float beta, float *C);
+/* The same with leading dimensions, on the calling thread only (for work that
+ * is already cut between the threads, like tiles of a weight gradient). */
+void dl_gemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* y = alpha * op(A) * x + beta * y, A is M x N. */
 void dl_gemv(int trans_a, int M, int N, float alpha, const float *A, const float *x, float beta,
              float *y);

@@ -82,6 +82,11 @@ static void gemm_part(void *arg, int p, int nparts) {
   }
 }
 
+void dl_gemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  gemm_ld(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* Scratch for split-k partial sums; grows to the largest need, then stays. */
 static float *partial_buffer(size_t floats) {
   static float *buf;

@@ -816,6 +816,7 @@ void dl_net_free(dl_net *net) {
   free(net->lr_mult);
   free(net->decay_mult);
   free(net->param_offset);
+  free(net->in_backward);
   free(net->outputs);
   free(net->output_weight);
   free(net->name);
@@ -890,12 +891,26 @@ void dl_net_backward(dl_net *net) {
   }
 }
 
+size_t dl_net_stored_grad_count(const dl_net *net) {
+  size_t n = net->param_count;
+  for (int j = 0; net->in_backward && j < net->nparams; j++)
+    if (net->in_backward[j]) n -= net->params[j]->count;
+  return n;
+}
+
 void dl_net_zero_param_diffs(dl_net *net) {
   if (!net->param_count) return;
-  if (net_gpu(net))
+  if (net_gpu(net)) {
     gpu_zero_param_diffs(net);
-  else
-    dl_set(net->param_count, 0, dl_mem_host_mut(net->flat_diff));
+    return;
+  }
+  float *diff = dl_mem_host_mut(net->flat_diff);
+  if (!net->in_backward) {
+    dl_set(net->param_count, 0, diff);
+    return;
+  }
+  for (int j = 0; j < net->nparams; j++)
+    if (!net->in_backward[j]) dl_set(net->params[j]->count, 0, diff + net->param_offset[j]);
 }
 
 void dl_net_report_cpu_layers(const dl_net *net, FILE *f) {
@@ -1007,7 +1022,11 @@ void dl_net_print_summary(const dl_net *net, FILE *f) {
   }
   char act[32], par[32];
   human_bytes((double)dl_net_activation_bytes(net), act, sizeof act);
-  human_bytes((double)net->param_count * sizeof(float) * 2, par, sizeof par);
-  fprintf(f, "  parameters: %zu (%s with gradients); activations and gradients: %s\n",
-          net->param_count, par, act);
+  size_t stored = dl_net_stored_grad_count(net);
+  human_bytes((double)(net->param_count + stored) * sizeof(float), par, sizeof par);
+  fprintf(f, "  parameters: %zu (%s with gradients%s); activations and gradients: %s\n",
+          net->param_count, par,
+          stored < net->param_count ? ", those of the weights updated during backward not stored"
+                                    : "",
+          act);
 }

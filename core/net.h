@@ -42,6 +42,9 @@ typedef struct dl_net {
   size_t *param_offset; /* into the flat buffers, in floats */
   size_t param_count;
   dl_mem *flat_data, *flat_diff;
+  /* Per parameter, set by the solver: updated during backward, so its diff is
+   * neither written nor zeroed (those pages are never touched). NULL: none. */
+  unsigned char *in_backward;
   dl_mem *loss; /* GPU mode: the weighted loss sum of the last forward, on the device */
   /* Outputs: tops no layer consumes (losses, accuracies), reported by train/test. */
   int noutputs;
@@ -64,6 +67,8 @@ dl_status dl_net_forward(dl_net *net, double *loss);
 /* Backward from the losses (diffs of loss tops seeded with their weights). */
 void dl_net_backward(dl_net *net);
 void dl_net_zero_param_diffs(dl_net *net);
+/* Gradient values the net stores: param_count less those updated during backward. */
+size_t dl_net_stored_grad_count(const dl_net *net);
 /* GPU mode (net->ctx->gpu): one line per layer type without GPU code (once per
  * type in the process; data layers, which always run on the host, are not
  * listed): those layers run on the CPU. Nothing in CPU mode or for NULL. */

@@ -5,6 +5,7 @@
 
 #include "core/filler.h"
 #include "core/math.h"
+#include "core/parallel.h"
 #include "layers/inner_product.h"
 
 static const dl_param_spec ip_schema[] = {
@@ -110,7 +111,73 @@ static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
   return DL_OK;
 }
 
-/* dW (N x K) += dy^T x;  db (N) += column sums of dy;  dx (M x K) = dy W. */
+/* Update during backward. With a batch of 33 to 128 rows (FCN-S), dW = dy^T x
+ * is made a tile at a time (64 rows of W by 1024 columns, 256 KiB) in each
+ * thread's scratch and handed to the solver while it is in cache: W and its
+ * history are read and written once and dW is never stored (no zeroing, no
+ * write, no re-read, no gradient buffer). Tiles go to the threads in
+ * column-major order so each keeps its slice of x in cache. Otherwise (a
+ * longer batch makes dW compute-bound; a very short one makes 64-row GEMMs
+ * slow) dW is made whole in the diff and handed over in bands of rows, which
+ * still saves zeroing the diff and re-reading it in the GEMM. Measured on the
+ * DLBench nets (docs/benchmarks.md). */
+enum { TILE_ROWS = 64, TILE_COLS = 1024 };
+
+typedef struct {
+  const float *dy, *x;
+  const float *dw; /* whole-gradient form */
+  int M, N, K, rows, cols, row_tiles, tiles;
+  const dl_update_hook *hook;
+  int param;
+} update_job;
+
+static int tiles_pay(int M) { return M > 32 && M <= 128; }
+
+static void update_tiles(void *arg, int p, int nparts) {
+  const update_job *j = arg;
+  float *tile = j->hook->scratch + (size_t)p * DL_UPDATE_TILE;
+  int first = (int)((long)j->tiles * p / nparts), last = (int)((long)j->tiles * (p + 1) / nparts);
+  for (int t = first; t < last; t++) {
+    int r0 = (t % j->row_tiles) * j->rows, c0 = (t / j->row_tiles) * j->cols;
+    int rn = j->N - r0 < j->rows ? j->N - r0 : j->rows;
+    int cn = j->K - c0 < j->cols ? j->K - c0 : j->cols;
+    dl_gemm_serial(1, 0, rn, cn, j->M, 1.0f, j->dy + r0, j->N, j->x + c0, j->K, 0.0f, tile, cn);
+    if (!j->hook->apply(j->hook->ctx, j->param, (size_t)r0 * j->K + c0, rn, cn, (size_t)j->K,
+                        tile))
+      return; /* not finite: the solver stops training and says so */
+  }
+}
+
+static void update_bands(void *arg, int p, int nparts) {
+  const update_job *j = arg;
+  int lo = (int)((long)j->N * p / nparts), hi = (int)((long)j->N * (p + 1) / nparts);
+  if (hi > lo)
+    j->hook->apply(j->hook->ctx, j->param, (size_t)lo * j->K, hi - lo, j->K, (size_t)j->K,
+                   j->dw + (size_t)lo * j->K);
+}
+
+static void weight_grad_to_solver(dl_layer *l, int M, int N, int K, const float *dy,
+                                  const float *x) {
+  update_job j = {.dy = dy, .x = x, .M = M, .N = N, .K = K, .hook = l->update_hook,
+                  .param = dl_layer_update_index(l, 0)};
+  int threads = dl_parallel_threads();
+  if (tiles_pay(M)) {
+    j.cols = K < TILE_COLS ? K : TILE_COLS;
+    j.rows = DL_UPDATE_TILE / j.cols < N ? DL_UPDATE_TILE / j.cols : N;
+    j.rows = j.rows > TILE_ROWS && j.cols == TILE_COLS ? TILE_ROWS : j.rows;
+    j.row_tiles = (N + j.rows - 1) / j.rows;
+    j.tiles = j.row_tiles * ((K + j.cols - 1) / j.cols);
+    dl_parallel_run(threads < j.tiles ? threads : j.tiles, update_tiles, &j);
+    return;
+  }
+  float *dw = dl_diff(l->params[0]);
+  dl_gemm(1, 0, N, K, M, 1.0f, dy, x, 0.0f, dw);
+  j.dw = dw;
+  dl_parallel_run(threads < N ? threads : N, update_bands, &j);
+}
+
+/* dx (M x K) = dy W;  dW (N x K) += dy^T x;  db (N) += column sums of dy.
+ * dx comes first: an update during backward changes W. */
 static void ip_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
                         dl_blob *const *bottom, int nb) {
   (void)nt, (void)nb;
@@ -118,10 +185,13 @@ static void ip_backward(dl_layer *l, dl_blob *const *top, int nt, const int *pro
   const ip_priv *s = l->priv;
   int M = s->M, N = p->num_output, K = s->K;
   const float *dy = dl_cdiff(top[0]); /* (M x N) */
-  dl_gemm(1, 0, N, K, M, 1.0f, dy, dl_cdata(bottom[0]), 1.0f, dl_diff(l->params[0]));
-  if (p->bias_term) dl_sum_rows(M, N, dy, dl_diff(l->params[1]));
   if (propagate_down[0])
     dl_gemm(0, 0, M, K, N, 1.0f, dy, dl_cdata(l->params[0]), 0.0f, dl_diff(bottom[0]));
+  if (p->bias_term) dl_sum_rows(M, N, dy, dl_diff(l->params[1]));
+  if (dl_layer_update_index(l, 0) >= 0)
+    weight_grad_to_solver(l, M, N, K, dy, dl_cdata(bottom[0]));
+  else
+    dl_gemm(1, 0, N, K, M, 1.0f, dy, dl_cdata(bottom[0]), 1.0f, dl_diff(l->params[0]));
 }
 
 static void ip_destroy(dl_layer *l) {
@@ -145,6 +215,7 @@ const dl_layer_ops dl_layer_inner_product = {
     .max_bottoms = 1,
     .min_tops = 1,
     .max_tops = 1,
+    .backward_updates = 1u << 0, /* the weights (see weight_grad_to_solver) */
     .bottoms_doc = "x: d0 x ... x d(axis-1) x K (the axes from `axis` on are flattened to K)",
     .tops_doc = "y: d0 x ... x d(axis-1) x num_output",
     .setup = ip_setup,

@@ -110,6 +110,7 @@ dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
 #ifdef DL_GPU
   if (gpu && (st = dl_solver_gpu_create(s))) goto fail;
 #endif
+  if ((st = dl_solver_backward_update_setup(s))) goto fail;
   if (gpu && !s->quiet) {
     fprintf(s->log, "%s\n", dl_gpu_startup_line());
     dl_net_report_cpu_layers(s->train, s->log);
@@ -142,6 +143,7 @@ fail:
 void dl_solver_free(dl_solver *s) {
   if (!s) return;
   dl_net_free(s->test);
+  dl_solver_backward_update_free(s);
   dl_net_free(s->train);
 #ifdef DL_GPU
   dl_solver_gpu_free(s);
@@ -167,8 +169,12 @@ static dl_status diverged(dl_solver *s, double loss, double lr) {
         snprintf(buf, sizeof buf, "blob '%s' (output of layer '%s')", st->top[k]->name,
                  st->layer->name);
   }
+  int handed = dl_solver_backward_update_failed(s); /* its diff was never stored */
+  if (handed && !buf[0])
+    snprintf(buf, sizeof buf, "the gradient of '%s'", net->params[handed - 1]->name);
   for (int j = 0; j < net->nparams && !buf[0]; j++)
-    if (!dl_all_finite(net->params[j]->count, dl_cdiff(net->params[j])))
+    if (!(net->in_backward && net->in_backward[j]) &&
+        !dl_all_finite(net->params[j]->count, dl_cdiff(net->params[j])))
       snprintf(buf, sizeof buf, "the gradient of '%s'", net->params[j]->name);
   if (buf[0]) what = buf;
   if (s->last_snapshot[0]) where = s->last_snapshot;
@@ -190,22 +196,26 @@ static double window_update(dl_solver *s) {
   return have ? w[(s->losses_seen - 1) % k] : 0;
 }
 
+/* With an update during backward (s->bwu) the loss is checked before
+ * backward, which then changes the weights. */
 static dl_status step_cpu(dl_solver *s, double *loss_out) {
   dl_net *net = s->train;
-  double loss = 0;
+  double loss = 0, lr = dl_lr_at(&s->param, s->iter);
   dl_net_zero_param_diffs(net);
   s->ctx.iter = s->iter;
+  if (s->bwu) dl_solver_backward_update_begin(s, lr);
   for (int k = 0; k < s->param.iter_size; k++) {
     double l;
     s->ctx.substep = k;
     dl_status st = dl_net_forward(net, &l);
     if (st) return st;
+    if (s->bwu && !isfinite(l)) return diverged(s, l, lr);
     dl_net_backward(net);
     loss += l;
   }
   loss /= s->param.iter_size;
-  double lr = dl_lr_at(&s->param, s->iter);
-  if (!isfinite(loss) || !dl_solver_update(s, lr)) return diverged(s, loss, lr);
+  if (!isfinite(loss) || dl_solver_backward_update_failed(s) || !dl_solver_update(s, lr))
+    return diverged(s, loss, lr);
   dl_mem_host_mut(s->loss_window)[s->losses_seen % s->param.average_loss] = (float)loss;
   s->losses_seen++;
   window_update(s);

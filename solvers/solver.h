@@ -27,6 +27,7 @@ typedef enum {
 } dl_solver_type;
 typedef enum { DL_LR_FIXED, DL_LR_STEP, DL_LR_EXP, DL_LR_INV, DL_LR_MULTISTEP, DL_LR_POLY, DL_LR_SIGMOID } dl_lr_policy;
 typedef enum { DL_REG_L2, DL_REG_L1 } dl_regularization;
+typedef enum { DL_BWU_AUTO, DL_BWU_ON, DL_BWU_OFF } dl_backward_update_mode;
 
 typedef struct dl_solver_param {
   char net[DL_STR_MAX];
@@ -50,6 +51,7 @@ typedef struct dl_solver_param {
   int device_id;
   int iter_size;
   float clip_gradients; /* <= 0: off */
+  int update_during_backward; /* DL_BWU_AUTO, _ON or _OFF */
   int threads;          /* 0: all cores */
 } dl_solver_param;
 
@@ -89,6 +91,7 @@ typedef struct dl_solver {
   double clip_norm_max; /* the largest gradient norm among them */
   double start_time;
   struct dl_solver_gpu *gpu; /* GPU mode: device-side state (solvers/solver_gpu.cu) */
+  struct dl_backward_update *bwu; /* update during backward; NULL when off */
 } dl_solver;
 
 typedef struct dl_solver_opts {
@@ -125,6 +128,17 @@ dl_status dl_solver_test(dl_solver *s, double *means);
  * gradient is NaN or infinite (the host update checks it in the same pass;
  * the GPU kernel flags it on the device and returns 1). */
 int dl_solver_update(dl_solver *s, double lr);
+/* Internal to solvers/: update during backward (solvers/solver_update.c).
+ * _setup picks the parameters whose layers can hand their gradients to the
+ * solver in backward (CPU, iter_size 1, no clipping, not shared, learned) and
+ * installs the hook (s->bwu stays NULL when none qualifies or the mode is
+ * off); _begin prepares one iteration's rates; _failed returns 1 + the net
+ * index of a blob whose gradient was not finite (0: none). dl_solver_update skips those
+ * parameters, and the net neither zeroes nor stores their diffs. */
+dl_status dl_solver_backward_update_setup(dl_solver *s);
+void dl_solver_backward_update_free(dl_solver *s);
+void dl_solver_backward_update_begin(dl_solver *s, double lr);
+int dl_solver_backward_update_failed(const dl_solver *s);
 /* 1 when dl_solver_update runs on the GPU for this solver. */
 int dl_solver_update_on_gpu(const dl_solver *s);
 

@@ -15,6 +15,7 @@ _Static_assert(sizeof dl_solver_type_names / sizeof dl_solver_type_names[0] == D
 const char *const dl_lr_policy_names[] = {"fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid", NULL};
 static const char *const reg_names[] = {"L2", "L1", NULL};
 static const char *const mode_names[] = {"cpu", "gpu", NULL};
+static const char *const bwu_names[] = {"auto", "true", "false", NULL};
 
 #define S dl_solver_param
 const dl_param_spec dl_solver_schema[] = {
@@ -69,6 +70,14 @@ const dl_param_spec dl_solver_schema[] = {
     DL_P_INT(S, device_id, "0", 0, 64, "GPU index in gpu mode", "device_id"),
     DL_P_INT(S, iter_size, "1", 1, 100000, "accumulate gradients over N batches per update", "iter_size"),
     DL_P_FLOAT(S, clip_gradients, "0", 0, 1e30, "scale gradients down when their global L2 norm exceeds this (0: off)", "clip_gradients"),
+    DL_P_ENUM(S, update_during_backward, "auto", bwu_names,
+              "CPU: apply the update to a layer's weights during backward, tile by tile while the "
+              "gradient is in cache, instead of storing all gradients and updating after "
+              "backward (same rule, same results up to rounding, less memory traffic, no "
+              "gradient buffer for those weights). auto: where possible (InnerProduct weights "
+              "not shared with another layer, iter_size 1, no clip_gradients); true: the same, "
+              "but iter_size or clip_gradients is an error; false: never",
+              "(none)"),
     DL_P_INT(S, threads, "0", 0, 1024, "CPU threads (0: all cores; --threads overrides)", "(none)"),
     DL_SPEC_END};
 #undef S
@@ -164,6 +173,13 @@ static dl_status check_type(const dl_ydoc *doc, const dl_ynode *root, const dl_s
   if (me & T(ADAMW) && p->regularization != DL_REG_L2)
     key_error(doc, root, "regularization", &first,
               "type 'adamw' decays the weights as L2 only (decoupled); use type 'adam' for L1");
+  if (p->update_during_backward == DL_BWU_ON && (p->iter_size > 1 || p->clip_gradients > 0))
+    key_error(doc, root, "update_during_backward", &first,
+              "update_during_backward: true needs each gradient to be final when its layer's "
+              "backward ends, but %s; use 'auto' (off here) or remove %s",
+              p->iter_size > 1 ? "iter_size accumulates several batches"
+                               : "clip_gradients needs the norm of all gradients first",
+              p->iter_size > 1 ? "iter_size" : "clip_gradients");
   return first;
 }
 #undef T

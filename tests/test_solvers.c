@@ -158,7 +158,7 @@ static void check_against_reference(int type, const char *regularization) {
   dl_test_tmpdir(dir, sizeof dir);
   snprintf(yaml, sizeof yaml,
            "type: %s\n%sweight_decay: 0.05\nregularization: %s\nlr_policy: step\ngamma: 0.5\n"
-           "stepsize: 2\nmax_iter: 100\n",
+           "stepsize: 2\nmax_iter: 100\nupdate_during_backward: false\n",
            dl_solver_type_names[type], type_hyper[type], regularization);
   dl_solver *s = make_solver(quad_net, yaml, dir);
   dl_net *net = s->train;
@@ -199,6 +199,115 @@ static void check_against_reference(int type, const char *regularization) {
 START_TEST(each_type_matches_the_reference_on_many_parameters) {
   check_against_reference(_i, "L2");
   if (_i != DL_SOLVER_ADAMW) check_against_reference(_i, "L1");
+}
+END_TEST
+
+/* ---- update during backward -------------------------------------------------- */
+
+/* ip1's weights (70 x 1500) come to the solver in four tiles (64 and 6 rows
+ * by 1024 and 476 columns), ip2's (5 x 70, lr_mult 2) in one; the biases
+ * are updated after backward as usual. */
+static const char *tiled_net =
+    "name: tiles\nlayers:\n"
+    "  - {name: d, type: SyntheticData, top: [data, label], shape: [16, 1500], num_classes: 5,\n"
+    "     fixed: false}\n"
+    "  - {name: ip1, type: InnerProduct, bottom: data, top: ip1, num_output: 70}\n"
+    "  - {name: relu, type: ReLU, bottom: ip1, top: ip1}\n"
+    "  - {name: ip2, type: InnerProduct, bottom: ip1, top: ip2, num_output: 5,\n"
+    "     param: [{lr_mult: 2, decay_mult: 0.5}, {lr_mult: 1}]}\n"
+    "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip2, label], top: loss}\n";
+
+static void close_arrays(const float *a, const float *b, size_t n, float tol, const char *what) {
+  for (size_t i = 0; i < n; i++)
+    ck_assert_msg(fabsf(a[i] - b[i]) <= tol * fmaxf(1, fabsf(b[i])), "%s %zu: %.9g vs %.9g", what,
+                  i, a[i], b[i]);
+}
+
+START_TEST(each_type_updates_during_backward_as_after_it) {
+  char d1[64], d2[64], yaml[512];
+  dl_test_tmpdir(d1, sizeof d1);
+  dl_test_tmpdir(d2, sizeof d2);
+  const char *name = dl_solver_type_names[_i];
+  snprintf(yaml, sizeof yaml, "type: %s\n%sweight_decay: 0.01\nmax_iter: 100\nseed: 3\n", name,
+           type_hyper[_i]);
+  dl_solver *a = make_solver(tiled_net, yaml, d1); /* auto: on */
+  strcat(yaml, "update_during_backward: false\n");
+  dl_solver *b = make_solver(tiled_net, yaml, d2);
+  ck_assert_ptr_nonnull(a->bwu);
+  ck_assert_ptr_null(b->bwu);
+  const unsigned char *on = a->train->in_backward;
+  ck_assert_msg(on && on[0] && !on[1] && on[2] && !on[3], "%s: weights only", name);
+  for (int it = 0; it < 5; it++) {
+    double la, lb;
+    ck_assert_int_eq(dl_solver_step(a, &la), DL_OK);
+    ck_assert_int_eq(dl_solver_step(b, &lb), DL_OK);
+    ck_assert_msg(fabs(la - lb) <= 1e-5 * fmax(1, fabs(lb)), "%s iter %d: loss %.9g vs %.9g",
+                  name, it, la, lb);
+  }
+  size_t n = b->train->param_count;
+  close_arrays(dl_mem_host(a->train->flat_data), dl_mem_host(b->train->flat_data), n, 1e-5f, name);
+  close_arrays(dl_mem_host(a->history), dl_mem_host(b->history), b->history->count, 1e-5f, name);
+  dl_solver_free(a);
+  dl_solver_free(b);
+  dl_test_rmdir(d1);
+  dl_test_rmdir(d2);
+}
+END_TEST
+
+/* Where a gradient is not final when its layer's backward ends, auto keeps
+ * the separate update (and `true` is refused by the file check). */
+START_TEST(update_during_backward_only_where_it_is_exact) {
+  static const char *const off[] = {"iter_size: 2\n", "clip_gradients: 10\n",
+                                    "update_during_backward: false\n"};
+  for (int k = 0; k < 3; k++) {
+    char dir[64], yaml[256];
+    dl_test_tmpdir(dir, sizeof dir);
+    snprintf(yaml, sizeof yaml, "base_lr: 0.01\nmax_iter: 10\n%s", off[k]);
+    dl_solver *s = make_solver(tiled_net, yaml, dir);
+    ck_assert_msg(!s->bwu && !s->train->in_backward, "%s", off[k]);
+    ck_assert_int_eq(dl_solver_step(s, NULL), DL_OK);
+    dl_solver_free(s);
+    dl_test_rmdir(dir);
+  }
+  /* A weight shared by two layers is final only after both. */
+  char dir[64];
+  dl_test_tmpdir(dir, sizeof dir);
+  dl_solver *s = make_solver(
+      "name: shared\nlayers:\n"
+      "  - {name: d, type: SyntheticData, top: [data, label], shape: [4, 6], num_classes: 6}\n"
+      "  - {name: a, type: InnerProduct, bottom: data, top: a, num_output: 6, param: [{name: w}]}\n"
+      "  - {name: b, type: InnerProduct, bottom: a, top: b, num_output: 6, param: [{name: w}]}\n"
+      "  - {name: c, type: InnerProduct, bottom: b, top: c, num_output: 6}\n"
+      "  - {name: loss, type: SoftmaxWithLoss, bottom: [c, label], top: loss}\n",
+      "base_lr: 0.01\nmax_iter: 10\n", dir);
+  /* params: w, a's bias, b's bias, c's weights, c's bias */
+  const unsigned char *on = s->train->in_backward;
+  ck_assert_int_eq(s->train->nparams, 5);
+  ck_assert_msg(on && !on[0] && !on[1] && !on[2] && on[3] && !on[4], "only c's weights");
+  ck_assert_int_eq(dl_solver_step(s, NULL), DL_OK);
+  dl_solver_free(s);
+  dl_test_rmdir(dir);
+}
+END_TEST
+
+/* A non-finite gradient handed over during backward is caught in the same
+ * pass, names its blob, and stops training with the usual message. */
+START_TEST(update_during_backward_reports_divergence) {
+  char dir[64];
+  dl_test_tmpdir(dir, sizeof dir);
+  dl_solver *s = make_solver(tiled_net, "base_lr: 0.01\nmax_iter: 10\n", dir);
+  ck_assert_ptr_nonnull(s->bwu);
+  dl_solver_backward_update_begin(s, 0.01);
+  ck_assert_int_eq(dl_solver_backward_update_failed(s), 0);
+  float tile[6] = {1, 2, 3, 4, NAN, 6};
+  float w0 = dl_mem_host(s->train->flat_data)[s->train->param_offset[2]];
+  const dl_update_hook *h = s->train->steps[1].layer->update_hook; /* ip1's, the solver's */
+  ck_assert_ptr_nonnull(h);
+  ck_assert_int_eq(h->apply(h->ctx, 2, 0, 2, 3, 70, tile), 0);
+  ck_assert_int_eq(dl_solver_backward_update_failed(s), 3); /* ip2's weights, + 1 */
+  ck_assert(dl_mem_host(s->train->flat_data)[s->train->param_offset[2]] == w0); /* untouched */
+  dl_solver_free(s);
+  dl_test_rmdir(dir);
 }
 END_TEST
 
@@ -360,6 +469,14 @@ static const struct {
     {OK "type: nesterov\ndelta: 1e-6\n", "'delta' is not used by type 'nesterov'", 4, 8},
     {OK "type: adamw\nweight_decay: 0.01\nregularization: L1\n",
      "type 'adamw' decays the weights as L2 only", 5, 17},
+    {OK "iter_size: 2\nupdate_during_backward: true\n",
+     "update_during_backward: true needs each gradient to be final when its layer's backward ends, "
+     "but iter_size accumulates several batches",
+     4, 25},
+    {OK "clip_gradients: 5\nupdate_during_backward: true\n",
+     "clip_gradients needs the norm of all gradients first", 4, 25},
+    {OK "update_during_backward: yes\n", "update_during_backward: expected one of auto, true, false",
+     3, 25},
     {OK "type: adam\nmomentum_2: 0.9\n", "unknown key 'momentum_2' (did you mean 'momentum2'?)", 4,
      1},
 };
@@ -386,6 +503,9 @@ Suite *suite_solvers(void) {
   tcase_add_loop_test(tc, each_type_follows_its_formula_on_a_quadratic, 0, DL_SOLVER_COUNT);
   tcase_add_loop_test(tc, each_type_matches_the_reference_on_many_parameters, 0, DL_SOLVER_COUNT);
   tcase_add_loop_test(tc, each_type_lowers_the_loss, 0, DL_SOLVER_COUNT);
+  tcase_add_loop_test(tc, each_type_updates_during_backward_as_after_it, 0, DL_SOLVER_COUNT);
+  tcase_add_test(tc, update_during_backward_only_where_it_is_exact);
+  tcase_add_test(tc, update_during_backward_reports_divergence);
   tcase_add_loop_test(tc, each_type_resumes_bit_identically, 0, DL_SOLVER_COUNT);
   tcase_add_test(tc, resume_under_another_type_is_refused);
   tcase_add_test(tc, caffe_type_names_and_defaults);
