@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "core/device.h"
 #include "core/status.h"
 
 static const struct {
@@ -32,6 +33,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  dl_gpu_handover_argv(argv);
   if (argc < 2) {
     usage(stderr);
     return DL_EUSAGE;

@@ -18,6 +18,12 @@ const char *dl_gpu_build_info(void); /* "CPU-only build" or "CUDA 13.0, cuDNN 9.
  * message if not: a CPU-only build, no GPU, no such id, a driver too old, a
  * cuDNN of another major version, a GPU older than the build's target. */
 dl_status dl_gpu_require(int id);
+/* The CPU-only build: `argv` (main's) is handed, unchanged, to a GPU build
+ * named dltrain-gpu beside this executable (execv) when dl_gpu_require is
+ * called, so `dltrain ... --gpu 0` works from the light CPU binary, which
+ * does not load the CUDA libraries (150 MiB of RSS on every CPU run). Without
+ * that file dl_gpu_require says how to build it. No effect in a GPU build. */
+void dl_gpu_handover_argv(char **argv);
 /* After dl_gpu_require: one line with the GPU, its compute capability and the
  * driver, runtime, cuBLAS and cuDNN versions (loaded, and compiled against). */
 const char *dl_gpu_startup_line(void);

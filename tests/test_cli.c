@@ -97,6 +97,46 @@ START_TEST(config_errors_exit_3_with_position) {
 }
 END_TEST
 
+/* The CPU-only ./dltrain (DLTRAIN_CPU_BIN, set by `make test` in a GPU build)
+ * hands a GPU request to the GPU build beside it, dltrain-gpu: the answer
+ * comes from the GPU build (no GPU here: exit 6 naming the CUDA runtime; with
+ * a GPU: training runs), never the CPU build's "built without CUDA". */
+START_TEST(cpu_build_hands_gpu_requests_to_the_gpu_build) {
+  const char *cpu = getenv("DLTRAIN_CPU_BIN");
+  if (!cpu || access(cpu, X_OK) != 0) {
+    printf("SKIP %s: DLTRAIN_CPU_BIN not set (a CPU-only build has no GPU build beside it)\n",
+           __func__);
+    return;
+  }
+  char dir[64];
+  dl_test_tmpdir(dir, sizeof dir);
+  char *net = dl_test_write(dir, "net.yaml",
+                            "name: n\nlayers:\n"
+                            "  - {name: d, type: SyntheticData, top: [x, l], shape: [2, 3], "
+                            "num_classes: 3}\n"
+                            "  - {name: ip, type: InnerProduct, bottom: x, top: y, num_output: 3}\n"
+                            "  - {name: loss, type: SoftmaxWithLoss, bottom: [y, l], top: loss}\n");
+  char yaml[200];
+  snprintf(yaml, sizeof yaml, "base_lr: 0.1\nmax_iter: 2\nmode: gpu\nsnapshot_prefix: %s/s\n", dir);
+  char *solver = dl_test_write(dir, "solver.yaml", yaml);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "%s train %s %s 2>&1", cpu, net, solver);
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t len = fread(out, 1, sizeof out - 1, p);
+  out[len] = 0;
+  int status = pclose(p), code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  ck_assert_msg(strstr(out, "built without CUDA") == NULL, "%s", out);
+  if (code == 6)
+    ck_assert_msg(strstr(out, "no CUDA GPU is visible") && strstr(out, "CUDA runtime"), "%s", out);
+  else
+    ck_assert_msg(code == 0, "exit %d: %s", code, out);
+  free(net);
+  free(solver);
+  dl_test_rmdir(dir);
+}
+END_TEST
+
 START_TEST(train_export_then_test) {
   NEED_BIN();
   char dir[64];
@@ -191,6 +231,7 @@ Suite *suite_cli(void) {
   tcase_add_test(tc, layers_listing_and_suggestions);
   tcase_add_test(tc, docs_config_md_is_generated_from_the_schemas);
   tcase_add_test(tc, config_errors_exit_3_with_position);
+  tcase_add_test(tc, cpu_build_hands_gpu_requests_to_the_gpu_build);
   tcase_add_test(tc, train_export_then_test);
   tcase_add_test(tc, bench_reports_layers_that_add_up);
   suite_add_tcase(s, tc);
