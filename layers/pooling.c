@@ -5,6 +5,7 @@
 
 #include "core/layer.h"
 #include "core/parallel.h"
+#include "core/vmath.h"
 
 enum { POOL_MAX, POOL_AVE };
 static const char *const pool_names[] = {"max", "ave", NULL};
@@ -197,13 +198,99 @@ static void max_row_2x2(const float *x, int w, int r0, int n, float *y, int *mas
   }
 }
 
-/* y = max over each window of one plane x (h, w), mask = where it is. */
+/* (best, arg) = (v, at) when v > best: selects by masks, never a branch
+ * (winners are random; mispredicted branches made the generic loop 3x slower). */
+static inline void take_if_greater(float v, int at, float *best, int *arg) {
+  int take = -(v > *best); /* all ones or zero */
+  *best = v > *best ? v : *best;
+  *arg ^= (*arg ^ at) & take;
+}
+
+/* The 3x3 window at x[base] (whole: inside the plane), with max_window's
+ * result: the first maximum in raster order, a NaN first element kept. Each
+ * row's maximum first (three short chains the CPU runs side by side), then
+ * the rows in order, strict >, so an earlier row keeps a tie. */
+static inline void max_3x3(const float *x, int w, int base, float *y, int *mask) {
+  float m[3];
+  int a[3];
+  for (int r = 0; r < 3; r++) {
+    int at = base + r * w;
+    m[r] = x[at], a[r] = at;
+    take_if_greater(x[at + 1], at + 1, &m[r], &a[r]);
+    take_if_greater(x[at + 2], at + 2, &m[r], &a[r]);
+  }
+  take_if_greater(m[1], a[1], &m[0], &a[0]);
+  take_if_greater(m[2], a[2], &m[0], &a[0]);
+  *y = m[0];
+  *mask = a[0];
+}
+
+/* (best, arg) = (c, at) where c > best, lane by lane (vectorized: masks). */
+DL_VINLINE void take_greater(int n, const float *restrict c, int at0, int step,
+                             float *restrict best, int *restrict arg) {
+  for (int i = 0; i < n; i++) {
+    float b = best[i], v = c[i];
+    int take = v > b, m = -take;
+    best[i] = dl_vpick(take, v, b);
+    arg[i] = (arg[i] & ~m) | ((at0 + step * i) & m);
+  }
+}
+
+enum { S2_ROW_MAX = 1024 }; /* widest input row max_rows_3x3s2 takes */
+
+/* 3x3 stride 2 (AlexNet's pooling), the first `rows` output rows and `n`
+ * windows of each, all whole: every input row is split into its even and odd
+ * columns, so the three candidates of window ox are even[ox], odd[ox] and
+ * even[ox + 1], contiguous across windows: all windows of a row are compared
+ * at once, in raster order with strict >, which is max_window's result. */
+DL_VCLONES static void max_rows_3x3s2(const float *restrict x, int w, int rows, int n, int ow,
+                                      float *restrict y, int *restrict mask) {
+  /* Lanes past n are computed and dropped: rounding n up to whole vectors
+   * keeps rows of 15 windows (AlexNet-R) out of the scalar remainder loop. */
+  enum { LANES = 8 };
+  float even[S2_ROW_MAX / 2 + LANES + 1], odd[S2_ROW_MAX / 2 + LANES];
+  float best[S2_ROW_MAX / 2 + LANES];
+  int arg[S2_ROW_MAX / 2 + LANES];
+  int nv = (n + LANES - 1) / LANES * LANES;
+  for (int j = n; j <= nv; j++)
+    even[j] = odd[j] = 0;
+  for (int oy = 0; oy < rows; oy++, y += ow, mask += ow) {
+    for (int r = 0; r < 3; r++) {
+      int row0 = (2 * oy + r) * w;
+      const float *a = x + row0;
+      for (int j = 0; j <= n; j++)
+        even[j] = a[2 * j];
+      for (int j = 0; j < n; j++)
+        odd[j] = a[2 * j + 1];
+      if (r == 0)
+        for (int j = 0; j < nv; j++)
+          best[j] = even[j], arg[j] = row0 + 2 * j;
+      else
+        take_greater(nv, even, row0, 2, best, arg);
+      take_greater(nv, odd, row0 + 1, 2, best, arg);
+      take_greater(nv, even + 1, row0 + 2, 2, best, arg);
+    }
+    for (int j = 0; j < n; j++)
+      y[j] = best[j], mask[j] = arg[j];
+  }
+}
+
+/* y = max over each window of one plane x (h, w), mask = where it is. Whole
+ * 2x2 stride 2 and 3x3 stride 2 windows (the common kernels) take the fast
+ * paths; the rest, and windows clipped by padding or ceil rounding, max_window. */
 static void max_plane(const pool_priv *s, const float *x, float *y, int *mask) {
   int fast = s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && !s->ph && !s->pw;
   int fy = fast ? s->h / 2 : 0, fx = fast ? s->w / 2 : 0; /* whole 2x2 windows */
+  int s2 = s->kh == 3 && s->kw == 3 && s->sh == 2 && s->sw == 2 && !s->ph && !s->pw &&
+           s->w >= 3 && s->h >= 3 && s->w <= S2_ROW_MAX;
+  int wy = s2 ? imin((s->h - 3) / 2 + 1, s->oh) : 0, wx = s2 ? imin((s->w - 3) / 2 + 1, s->ow) : 0;
+  if (wy) max_rows_3x3s2(x, s->w, wy, wx, s->ow, y, mask);
   for (int oy = 0; oy < s->oh; oy++, y += s->ow, mask += s->ow) {
-    int ox = oy < fy ? fx : 0;
-    if (ox) max_row_2x2(x, s->w, 2 * oy, ox, y, mask);
+    int ox = oy < wy ? wx : 0;
+    if (oy < fy) {
+      ox = fx;
+      max_row_2x2(x, s->w, 2 * oy, ox, y, mask);
+    }
     for (; ox < s->ow; ox++)
       max_window(s, x, oy, ox, y + ox, mask + ox);
   }

@@ -167,6 +167,9 @@ static const pool_case pool_cases[] = {
     {1, 2, 2, 2, 2, 0, 0, 7, 5, 0, 4, 3},
     {0, 2, 2, 2, 2, 1, 1, 6, 6, 0, 4, 4}, /* 2x2 stride 2 with pad: general path */
     {0, 3, 3, 1, 1, 1, 1, 5, 6, 0, 5, 6}, /* overlapping windows */
+    {0, 3, 3, 2, 2, 0, 0, 32, 32, 1, 15, 15}, /* 3x3 stride 2 (AlexNet-R): the vector path */
+    {0, 3, 3, 2, 2, 0, 0, 16, 17, 0, 8, 8},   /* the same with a clipped last row (ceil) */
+    {0, 3, 3, 2, 2, 0, 0, 7, 40, 1, 3, 19},   /* rows of 19 windows: vectors and a remainder */
 };
 
 static void brute_output(const pool_case *k, const float *x, float dy, int oy, int ox, double *y,
