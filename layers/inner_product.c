@@ -112,13 +112,14 @@ static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
 }
 
 /* Update during backward. With a batch of 33 to 128 rows (FCN-S), dW = dy^T x
- * is made a tile at a time (64 rows of W by 1024 columns, 256 KiB) in each
+ * is made a tile at a time (64 rows of W by 1024 columns, 256 KiB; whole rows
+ * for batches up to 32, see full_row_tiles) in each
  * thread's scratch and handed to the solver while it is in cache: W and its
  * history are read and written once and dW is never stored (no zeroing, no
  * write, no re-read, no gradient buffer). Tiles go to the threads in
  * column-major order so each keeps its slice of x in cache. Otherwise (a
- * longer batch makes dW compute-bound; a very short one makes 64-row GEMMs
- * slow) dW is made whole in the diff and handed over in bands of rows, which
+ * longer batch makes dW compute-bound) dW is made whole in the diff and
+ * handed over in bands of rows, which
  * still saves zeroing the diff and re-reading it in the GEMM. Measured on the
  * DLBench nets (docs/benchmarks.md). */
 enum { TILE_ROWS = 64, TILE_COLS = 1024 };
@@ -132,6 +133,15 @@ typedef struct {
 } update_job;
 
 static int tiles_pay(int M) { return M > 32 && M <= 128; }
+
+/* Rows per tile when tiles can be whole rows of W: a batch of at most 32 whose
+ * x (M x K) fits in 1 MiB of cache and rows short enough for several to fit
+ * a tile (AlexNet-S's fully connected layers, batch 16): each tile is then
+ * one contiguous run of W and its history. 0: not this form. */
+static int full_row_tiles(int M, int K) {
+  if (M > 32 || (size_t)M * K > 262144 || K > DL_UPDATE_TILE / 4) return 0;
+  return DL_UPDATE_TILE / K;
+}
 
 static void update_tiles(void *arg, int p, int nparts) {
   const update_job *j = arg;
@@ -161,6 +171,15 @@ static void weight_grad_to_solver(dl_layer *l, int M, int N, int K, const float 
   update_job j = {.dy = dy, .x = x, .M = M, .N = N, .K = K, .hook = l->update_hook,
                   .param = dl_layer_update_index(l, 0)};
   int threads = dl_parallel_threads();
+  int rows = full_row_tiles(M, K);
+  if (rows) {
+    j.cols = K;
+    j.rows = rows < N ? rows : N;
+    j.row_tiles = (N + j.rows - 1) / j.rows;
+    j.tiles = j.row_tiles;
+    dl_parallel_run(threads < j.tiles ? threads : j.tiles, update_tiles, &j);
+    return;
+  }
   if (tiles_pay(M)) {
     j.cols = K < TILE_COLS ? K : TILE_COLS;
     j.rows = DL_UPDATE_TILE / j.cols < N ? DL_UPDATE_TILE / j.cols : N;

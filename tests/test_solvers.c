@@ -204,18 +204,24 @@ END_TEST
 
 /* ---- update during backward -------------------------------------------------- */
 
-/* ip1's weights (70 x 1500) come to the solver in four tiles (64 and 6 rows
- * by 1024 and 476 columns), ip2's (5 x 70, lr_mult 2) in one; the biases
- * are updated after backward as usual. */
-static const char *tiled_net =
-    "name: tiles\nlayers:\n"
-    "  - {name: d, type: SyntheticData, top: [data, label], shape: [16, 1500], num_classes: 5,\n"
-    "     fixed: false}\n"
-    "  - {name: ip1, type: InnerProduct, bottom: data, top: ip1, num_output: 70}\n"
-    "  - {name: relu, type: ReLU, bottom: ip1, top: ip1}\n"
-    "  - {name: ip2, type: InnerProduct, bottom: ip1, top: ip2, num_output: 5,\n"
-    "     param: [{lr_mult: 2, decay_mult: 0.5}, {lr_mult: 1}]}\n"
-    "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip2, label], top: loss}\n";
+/* ip1's weights (70 x 1500) come to the solver in each of InnerProduct's
+ * three forms, by batch: 16, tiles of whole rows (43 and 27 rows); 40, tiles
+ * cut on both axes (64 and 6 rows by 1024 and 476 columns); 200, made whole
+ * and handed over in bands. ip2's (5 x 70, lr_mult 2) come in one tile; the
+ * biases are updated after backward as usual. */
+static void tiled_net(char *buf, size_t n, int batch) {
+  snprintf(buf, n,
+           "name: tiles\nlayers:\n"
+           "  - {name: d, type: SyntheticData, top: [data, label], shape: [%d, 1500], "
+           "num_classes: 5,\n"
+           "     fixed: false}\n"
+           "  - {name: ip1, type: InnerProduct, bottom: data, top: ip1, num_output: 70}\n"
+           "  - {name: relu, type: ReLU, bottom: ip1, top: ip1}\n"
+           "  - {name: ip2, type: InnerProduct, bottom: ip1, top: ip2, num_output: 5,\n"
+           "     param: [{lr_mult: 2, decay_mult: 0.5}, {lr_mult: 1}]}\n"
+           "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip2, label], top: loss}\n",
+           batch);
+}
 
 static void close_arrays(const float *a, const float *b, size_t n, float tol, const char *what) {
   for (size_t i = 0; i < n; i++)
@@ -224,33 +230,37 @@ static void close_arrays(const float *a, const float *b, size_t n, float tol, co
 }
 
 START_TEST(each_type_updates_during_backward_as_after_it) {
-  char d1[64], d2[64], yaml[512];
-  dl_test_tmpdir(d1, sizeof d1);
-  dl_test_tmpdir(d2, sizeof d2);
+  static const int batches[] = {16, 40, 200};
   const char *name = dl_solver_type_names[_i];
-  snprintf(yaml, sizeof yaml, "type: %s\n%sweight_decay: 0.01\nmax_iter: 100\nseed: 3\n", name,
-           type_hyper[_i]);
-  dl_solver *a = make_solver(tiled_net, yaml, d1); /* auto: on */
-  strcat(yaml, "update_during_backward: false\n");
-  dl_solver *b = make_solver(tiled_net, yaml, d2);
-  ck_assert_ptr_nonnull(a->bwu);
-  ck_assert_ptr_null(b->bwu);
-  const unsigned char *on = a->train->in_backward;
-  ck_assert_msg(on && on[0] && !on[1] && on[2] && !on[3], "%s: weights only", name);
-  for (int it = 0; it < 5; it++) {
-    double la, lb;
-    ck_assert_int_eq(dl_solver_step(a, &la), DL_OK);
-    ck_assert_int_eq(dl_solver_step(b, &lb), DL_OK);
-    ck_assert_msg(fabs(la - lb) <= 1e-5 * fmax(1, fabs(lb)), "%s iter %d: loss %.9g vs %.9g",
-                  name, it, la, lb);
+  for (int k = 0; k < 3; k++) {
+    char d1[64], d2[64], yaml[512], net[1024];
+    dl_test_tmpdir(d1, sizeof d1);
+    dl_test_tmpdir(d2, sizeof d2);
+    tiled_net(net, sizeof net, batches[k]);
+    snprintf(yaml, sizeof yaml, "type: %s\n%sweight_decay: 0.01\nmax_iter: 100\nseed: 3\n", name,
+             type_hyper[_i]);
+    dl_solver *a = make_solver(net, yaml, d1); /* auto: on */
+    strcat(yaml, "update_during_backward: false\n");
+    dl_solver *b = make_solver(net, yaml, d2);
+    ck_assert_ptr_nonnull(a->bwu);
+    ck_assert_ptr_null(b->bwu);
+    const unsigned char *on = a->train->in_backward;
+    ck_assert_msg(on && on[0] && !on[1] && on[2] && !on[3], "%s: weights only", name);
+    for (int it = 0; it < 5; it++) {
+      double la, lb;
+      ck_assert_int_eq(dl_solver_step(a, &la), DL_OK);
+      ck_assert_int_eq(dl_solver_step(b, &lb), DL_OK);
+      ck_assert_msg(fabs(la - lb) <= 1e-5 * fmax(1, fabs(lb)), "%s batch %d iter %d: loss %.9g vs %.9g",
+                    name, batches[k], it, la, lb);
+    }
+    size_t n = b->train->param_count;
+    close_arrays(dl_mem_host(a->train->flat_data), dl_mem_host(b->train->flat_data), n, 1e-5f, name);
+    close_arrays(dl_mem_host(a->history), dl_mem_host(b->history), b->history->count, 1e-5f, name);
+    dl_solver_free(a);
+    dl_solver_free(b);
+    dl_test_rmdir(d1);
+    dl_test_rmdir(d2);
   }
-  size_t n = b->train->param_count;
-  close_arrays(dl_mem_host(a->train->flat_data), dl_mem_host(b->train->flat_data), n, 1e-5f, name);
-  close_arrays(dl_mem_host(a->history), dl_mem_host(b->history), b->history->count, 1e-5f, name);
-  dl_solver_free(a);
-  dl_solver_free(b);
-  dl_test_rmdir(d1);
-  dl_test_rmdir(d2);
 }
 END_TEST
 
@@ -263,7 +273,9 @@ START_TEST(update_during_backward_only_where_it_is_exact) {
     char dir[64], yaml[256];
     dl_test_tmpdir(dir, sizeof dir);
     snprintf(yaml, sizeof yaml, "base_lr: 0.01\nmax_iter: 10\n%s", off[k]);
-    dl_solver *s = make_solver(tiled_net, yaml, dir);
+    char net[1024];
+    tiled_net(net, sizeof net, 16);
+    dl_solver *s = make_solver(net, yaml, dir);
     ck_assert_msg(!s->bwu && !s->train->in_backward, "%s", off[k]);
     ck_assert_int_eq(dl_solver_step(s, NULL), DL_OK);
     dl_solver_free(s);
@@ -295,7 +307,9 @@ END_TEST
 START_TEST(update_during_backward_reports_divergence) {
   char dir[64];
   dl_test_tmpdir(dir, sizeof dir);
-  dl_solver *s = make_solver(tiled_net, "base_lr: 0.01\nmax_iter: 10\n", dir);
+  char net[1024];
+  tiled_net(net, sizeof net, 16);
+  dl_solver *s = make_solver(net, "base_lr: 0.01\nmax_iter: 10\n", dir);
   ck_assert_ptr_nonnull(s->bwu);
   dl_solver_backward_update_begin(s, 0.01);
   ck_assert_int_eq(dl_solver_backward_update_failed(s), 0);
