@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "core/math.h"
+#include "core/parallel.h"
 #include "layers/softmax_loss.h"
 
 static const char *const norm_names[] = {"valid", "batch_size", "full", "none", NULL};
@@ -123,30 +124,45 @@ static dl_status sl_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
   return DL_OK;
 }
 
-/* dx = (p - onehot(label)) * dloss / norm; zero where the label is ignored. */
+/* dx = (p - onehot(label)) * dloss / norm; zero where the label is ignored.
+ * Rows (outer) are independent: the threads take ranges of them (a 10,000-class
+ * LM output is 45M values, memory-bound). */
+typedef struct {
+  const sl_param *p;
+  const sl_priv *s;
+  const float *label, *prob;
+  float *dx, scale;
+} sl_back_job;
+
+static void sl_backward_rows(void *arg, int o0, int o1) {
+  const sl_back_job *j = arg;
+  const sl_priv *s = j->s;
+  size_t plane = (size_t)s->C * s->inner;
+  for (int o = o0; o < o1; o++) {
+    const float *po = j->prob + o * plane;
+    float *dxo = j->dx + o * plane;
+    for (size_t k = 0; k < plane; k++) dxo[k] = po[k] * j->scale;
+    for (int i = 0; i < s->inner; i++) {
+      int y = (int)j->label[(size_t)o * s->inner + i];
+      if (y == j->p->ignore_label) {
+        for (int c = 0; c < s->C; c++) dxo[(size_t)c * s->inner + i] = 0;
+        continue;
+      }
+      dxo[(size_t)y * s->inner + i] -= j->scale;
+    }
+  }
+}
+
 static void sl_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
                         dl_blob *const *bottom, int nb) {
   (void)nt, (void)nb;
   if (!propagate_down[0]) return;
-  const sl_param *p = l->param;
   const sl_priv *s = l->priv;
-  const float *label = dl_cdata(bottom[1]), *prob = dl_cdata(s->prob);
-  float *dx = dl_diff(bottom[0]);
-  float scale = dl_cdiff(top[0])[0] / s->norm;
-  size_t plane = (size_t)s->C * s->inner;
-  for (int o = 0; o < s->outer; o++) {
-    const float *po = prob + o * plane;
-    float *dxo = dx + o * plane;
-    for (size_t k = 0; k < plane; k++) dxo[k] = po[k] * scale;
-    for (int i = 0; i < s->inner; i++) {
-      int y = (int)label[(size_t)o * s->inner + i];
-      if (y == p->ignore_label) {
-        for (int c = 0; c < s->C; c++) dxo[(size_t)c * s->inner + i] = 0;
-        continue;
-      }
-      dxo[(size_t)y * s->inner + i] -= scale;
-    }
-  }
+  sl_back_job j = {l->param, s, dl_cdata(bottom[1]), dl_cdata(s->prob), dl_diff(bottom[0]),
+                   dl_cdiff(top[0])[0] / s->norm};
+  /* at least 64K values a part: smaller losses are not worth a thread */
+  int per = (int)(65536 / ((size_t)s->C * s->inner) + 1);
+  dl_parallel_for(s->outer, per, sl_backward_rows, &j);
 }
 
 static int sl_num_classes(const dl_layer *l) { return ((const sl_priv *)l->priv)->C; }
