@@ -22,6 +22,9 @@ options:
                    median of the rounds is printed
   --batch N        one batch size for every net instead of the study's CPU sizes
   --peer-args ARGS extra options for every peer script, e.g. "--malloc tcmalloc --omp-passive"
+  --channels-last  also run each PyTorch peer in channels-last (NHWC) memory format on the
+                   conv nets (alexnet_s, alexnet_r), as PyTorch recommends on the CPU: the
+                   peers torch-debian-cl and torch-pypi-cl
   --help
 
 environment (defaults in brackets):
@@ -47,10 +50,11 @@ TORCH_PYTHON=${TORCH_PYTHON:-/usr/bin/python3}
 TORCH_VENV=${TORCH_VENV:-$ROOT/.venv-torch}
 TF_VENV=${TF_VENV:-$ROOT/.venv-tf}
 
-NETS="" THREADS="" ITERS="" WARMUP="" ROUNDS=1 BATCH="" PEER_ARGS="" QUICK=0
+NETS="" THREADS="" ITERS="" WARMUP="" ROUNDS=1 BATCH="" PEER_ARGS="" QUICK=0 CL=0
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) QUICK=1 ;;
+  --channels-last) CL=1 ;;
   --nets) [ $# -ge 2 ] || die "--nets needs a value"; NETS=$(echo "$2" | tr , ' '); shift ;;
   --threads) [ $# -ge 2 ] || die "--threads needs a value"; THREADS=$(echo "$2" | tr , ' '); shift ;;
   --iterations) [ $# -ge 2 ] || die "--iterations needs a value"; ITERS=$2; shift ;;
@@ -103,6 +107,11 @@ peer_found() { # NAME PYTHON MODULE SCRIPT HOW
     echo "  $1: $3 $ver ($2)"
     PEERS="$PEERS $1"
     eval "PY_$(echo "$1" | tr - _)=\$2 SCRIPT_$(echo "$1" | tr - _)=\$4"
+    if [ "$CL" = 1 ] && [ "$3" = torch ]; then
+      echo "  $1-cl: the same in channels-last, on the conv nets"
+      PEERS="$PEERS $1-cl"
+      eval "PY_$(echo "$1" | tr - _)_cl=\$2 SCRIPT_$(echo "$1" | tr - _)_cl=\$4"
+    fi
   fi
 }
 echo "peers:"
@@ -133,12 +142,16 @@ run_tool() {
       --warmup "$WARMUP" ${BATCH:+--batch "$BATCH"} --json "$TMP/out.json" >"$TMP/log" 2>&1
   else
     var=$(echo "$1" | tr - _)
-    py="" script=""
+    py="" script="" extra=""
+    case "$1" in
+    *-cl)
+      case "$2" in alexnet_*) extra=--channels-last ;; *) return ;; esac ;;
+    esac
     eval "py=\$PY_$var script=\$SCRIPT_$var"
     # shellcheck disable=SC2086 # PEER_ARGS is a list of options
     $TIME "$py" "$ANCHORS/$script" --nets "$(echo "$2" | tr _ -)" --threads "$3" \
       --iters "$ITERS" --warmup "$WARMUP" ${BATCH:+--batch "$BATCH"} --json "$TMP/out.json" \
-      $PEER_ARGS >"$TMP/log" 2>&1
+      $PEER_ARGS $extra >"$TMP/log" 2>&1
   fi
   rc=$?
   ms=""
