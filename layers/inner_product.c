@@ -24,7 +24,19 @@ static const dl_param_spec ip_schema[] = {
     DL_SPEC_END};
 
 /* Which forward form (see forward_transposed). */
-static int transposed_forward(int M, int N, int K) { return M <= 128 && K > N; }
+static int transposed_forward(int M, int N, int K) {
+  (void)N, (void)K;
+  return M <= 128;
+}
+
+/* Grows *buf to n floats. */
+static dl_status reserve(float **buf, size_t *cap, size_t n) {
+  if (n <= *cap) return DL_OK;
+  free(*buf);
+  *buf = dl_malloc(n * sizeof(float));
+  *cap = *buf ? n : 0;
+  return *buf ? DL_OK : DL_ENOMEM;
+}
 
 static dl_status ip_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                           int nt) {
@@ -68,13 +80,10 @@ static dl_status ip_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
                           dl_blob_shape_str(bottom[0], buf, sizeof buf), K, s->axis, s->K);
   }
   s->M = (int)dl_blob_count_range(bottom[0], 0, s->axis);
-  size_t yt = (size_t)s->M * p->num_output;
-  if (transposed_forward(s->M, p->num_output, s->K) && yt > s->yt_cap) {
-    free(s->yt);
-    s->yt = dl_malloc(yt * sizeof(float));
-    s->yt_cap = s->yt ? yt : 0;
-    if (!s->yt) return DL_ENOMEM;
-  }
+  if (transposed_forward(s->M, p->num_output, s->K) &&
+      (reserve(&s->yt, &s->yt_cap, (size_t)s->M * p->num_output) ||
+       reserve(&s->xt, &s->xt_cap, (size_t)s->M * s->K)))
+    return DL_ENOMEM;
   int shape[DL_MAX_AXES];
   for (int i = 0; i < s->axis; i++)
     shape[i] = bottom[0]->shape[i];
@@ -83,15 +92,41 @@ static dl_status ip_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
 }
 
 /* y (M x N) = x (M x K) * W^T (K x N) + b */
-/* y^T (N x M) = W x^T, then transposed: with a few rows and inputs longer than
- * the outputs (FCN-S's first layer: 64 x 26752 -> 2048) the GEMM libraries
- * run this form about twice as fast as x W^T (measured with oneDNN's sgemm). */
+/* y^T (N x M) = W x^T, with x^T made first, then transposed: with a few rows
+ * (M <= 128: FCN-S, AlexNet-S's fully connected layers) GEMM libraries run
+ * W (x^T) with no transposed operand much faster than x W^T: with oneDNN's
+ * sgemm on FCN-S's output layer (64 x 2048 -> 26752) 209 against 158 GFLOP/s,
+ * on its first layer (64 x 26752 -> 2048) 241 against 127 (one thread). The
+ * two transposes touch only x and y, which are small beside W. */
+typedef struct {
+  const float *src;
+  float *dst;
+  int rows, cols; /* of src */
+  const float *bias; /* added per column of dst (per row of src); may be NULL */
+} transpose_job;
+
+/* dst (cols x rows) = src^T (+ bias[src row]), in 32 x 32 blocks; parts take
+ * ranges of src's columns. */
+static void transpose_part(void *arg, int c0, int c1) {
+  const transpose_job *j = arg;
+  for (int cb = c0; cb < c1; cb += 32)
+    for (int rb = 0; rb < j->rows; rb += 32)
+      for (int c = cb; c < c1 && c < cb + 32; c++)
+        for (int r = rb; r < j->rows && r < rb + 32; r++)
+          j->dst[(size_t)c * j->rows + r] =
+              j->src[(size_t)r * j->cols + c] + (j->bias ? j->bias[r] : 0.0f);
+}
+
+static void transpose(const float *src, int rows, int cols, const float *bias, float *dst) {
+  transpose_job j = {src, dst, rows, cols, bias};
+  dl_parallel_for(cols, 4096 / (rows > 0 ? rows : 1) + 32, transpose_part, &j);
+}
+
 static void forward_transposed(const ip_priv *s, int M, int N, int K, const float *x,
                                const float *w, const float *b, float *y) {
-  dl_gemm(0, 1, N, M, K, 1.0f, w, x, 0.0f, s->yt);
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++)
-      y[(size_t)i * N + j] = s->yt[(size_t)j * M + i] + (b ? b[j] : 0);
+  transpose(x, M, K, NULL, s->xt);
+  dl_gemm(0, 0, N, M, K, 1.0f, w, s->xt, 0.0f, s->yt);
+  transpose(s->yt, N, M, b, y);
 }
 
 static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
@@ -215,7 +250,7 @@ static void ip_backward(dl_layer *l, dl_blob *const *top, int nt, const int *pro
 
 static void ip_destroy(dl_layer *l) {
   ip_priv *s = l->priv;
-  if (s) free(s->yt);
+  if (s) free(s->yt), free(s->xt);
   free(s);
 }
 

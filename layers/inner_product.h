@@ -19,8 +19,9 @@ typedef struct {
 typedef struct {
   int axis; /* resolved, non-negative */
   int M, K; /* rows and input features */
-  float *yt;  /* (N, M) few rows, long inputs: forward as y^T = W x^T, then transposed */
-  size_t yt_cap;
+  float *yt; /* (N, M) few rows: forward as y^T = W x^T, then transposed */
+  float *xt; /* (K, M) x^T, so that the GEMM needs no transposed operand */
+  size_t yt_cap, xt_cap;
 } ip_priv;
 
 DL_GPU_TWINS(inner_product);

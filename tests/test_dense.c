@@ -55,6 +55,32 @@ START_TEST(ip_gradcheck) {
 }
 END_TEST
 
+/* Both forward forms (y^T = W x^T through transposes for up to 128 rows, x W^T
+ * above) against a double-precision reference, with sizes that leave partial
+ * 32 x 32 transpose blocks. */
+START_TEST(ip_forward_forms_match_reference) {
+  static const int rows[] = {100, 150};
+  for (int c = 0; c < 2; c++) {
+    int M = rows[c], K = 70, N = 45;
+    dl_blob *x = dl_test_blob("x", 2, (int[]){M, K}, -1, 1, 11), *y = dl_blob_new("y");
+    dl_layer *l = dl_test_layer("{name: ip, type: InnerProduct, num_output: 45, "
+                                "bias_filler: {type: uniform, min: -1, max: 1}}",
+                                &x, 1, &y, 1);
+    ck_assert(l->ops->forward(l, &x, 1, &y, 1) == DL_OK);
+    const float *xv = dl_cdata(x), *w = dl_cdata(l->params[0]), *b = dl_cdata(l->params[1]);
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) {
+        double want = b[j];
+        for (int k = 0; k < K; k++) want += (double)xv[i * K + k] * w[j * K + k];
+        ck_assert_msg(fabs(dl_cdata(y)[i * N + j] - want) < 1e-4, "M %d: y[%d][%d] = %g, want %g",
+                      M, i, j, dl_cdata(y)[i * N + j], want);
+      }
+    dl_layer_free(l);
+    free_blobs((dl_blob *[]){x, y}, 2);
+  }
+}
+END_TEST
+
 /* axis 2 on T x N x D: one output vector per time step. */
 START_TEST(ip_axis_two_keeps_leading_axes) {
   dl_blob *x = dl_test_blob("x", 3, (int[]){5, 2, 3}, -1, 1, 3), *y = dl_blob_new("y");
@@ -244,6 +270,7 @@ Suite *suite_dense(void) {
   tcase_add_test(tc, ip_forward_hand);
   tcase_add_test(tc, ip_gradcheck);
   tcase_add_test(tc, ip_axis_two_keeps_leading_axes);
+  tcase_add_test(tc, ip_forward_forms_match_reference);
   tcase_add_test(tc, softmax_forward_and_gradcheck);
   tcase_add_test(tc, softmax_is_stable_for_huge_scores);
   tcase_add_test(tc, softmax_loss_hand);
