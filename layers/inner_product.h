@@ -21,7 +21,8 @@ typedef struct {
   int M, K; /* rows and input features */
   float *yt; /* (N, M) few rows: forward as y^T = W x^T, then transposed */
   float *xt; /* (K, M) x^T, so that the GEMM needs no transposed operand */
-  size_t yt_cap, xt_cap;
+  float *dyt; /* (N, M) dy^T for the weight-gradient tiles of an update during backward */
+  size_t yt_cap, xt_cap, dyt_cap;
 } ip_priv;
 
 DL_GPU_TWINS(inner_product);

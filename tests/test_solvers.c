@@ -204,15 +204,15 @@ END_TEST
 
 /* ---- update during backward -------------------------------------------------- */
 
-/* ip1's weights (70 x 1500) come to the solver in each of InnerProduct's
- * three forms, by batch: 16, tiles of whole rows (43 and 27 rows); 40, tiles
- * cut on both axes (64 and 6 rows by 1024 and 476 columns); 200, made whole
- * and handed over in bands. ip2's (5 x 70, lr_mult 2) come in one tile; the
+/* ip1's weights (70 x 2500) come to the solver in each of InnerProduct's
+ * three forms, by batch: 16, tiles of whole rows (26 rows, then 18); 120,
+ * tiles cut on both axes (30, 30 and 10 rows by 2176 and 324 columns); 200,
+ * made whole and handed over in bands. ip2's (5 x 70, lr_mult 2) come in one tile; the
  * biases are updated after backward as usual. */
 static void tiled_net(char *buf, size_t n, int batch) {
   snprintf(buf, n,
            "name: tiles\nlayers:\n"
-           "  - {name: d, type: SyntheticData, top: [data, label], shape: [%d, 1500], "
+           "  - {name: d, type: SyntheticData, top: [data, label], shape: [%d, 2500], "
            "num_classes: 5,\n"
            "     fixed: false}\n"
            "  - {name: ip1, type: InnerProduct, bottom: data, top: ip1, num_output: 70}\n"
@@ -230,7 +230,7 @@ static void close_arrays(const float *a, const float *b, size_t n, float tol, co
 }
 
 START_TEST(each_type_updates_during_backward_as_after_it) {
-  static const int batches[] = {16, 40, 200};
+  static const int batches[] = {16, 120, 200};
   const char *name = dl_solver_type_names[_i];
   for (int k = 0; k < 3; k++) {
     char d1[64], d2[64], yaml[512], net[1024];
