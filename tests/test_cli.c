@@ -12,10 +12,10 @@ static const char *bin(void) {
   return b && access(b, X_OK) == 0 ? b : NULL;
 }
 
-/* Runs `dltrain ARGS` with stdout+stderr captured into out; returns the exit code. */
-static int run(const char *args, char *out, size_t n) {
+/* Runs `BINARY ARGS` with stdout+stderr captured into out; returns the exit code. */
+static int run_bin(const char *binary, const char *args, char *out, size_t n) {
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
+  snprintf(cmd, sizeof cmd, "%s %s 2>&1", binary, args);
   FILE *p = popen(cmd, "r");
   ck_assert_ptr_nonnull(p);
   size_t len = fread(out, 1, n - 1, p);
@@ -23,6 +23,8 @@ static int run(const char *args, char *out, size_t n) {
   int status = pclose(p);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+static int run(const char *args, char *out, size_t n) { return run_bin(bin(), args, out, n); }
 
 #define NEED_BIN()                                                                   \
   if (!bin()) {                                                                      \
@@ -119,13 +121,9 @@ START_TEST(cpu_build_hands_gpu_requests_to_the_gpu_build) {
   char yaml[200];
   snprintf(yaml, sizeof yaml, "base_lr: 0.1\nmax_iter: 2\nmode: gpu\nsnapshot_prefix: %s/s\n", dir);
   char *solver = dl_test_write(dir, "solver.yaml", yaml);
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "%s train %s %s 2>&1", cpu, net, solver);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t len = fread(out, 1, sizeof out - 1, p);
-  out[len] = 0;
-  int status = pclose(p), code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  char args[1200];
+  snprintf(args, sizeof args, "train %s %s", net, solver);
+  int code = run_bin(cpu, args, out, sizeof out);
   ck_assert_msg(strstr(out, "built without CUDA") == NULL, "%s", out);
   if (code == 6)
     ck_assert_msg(strstr(out, "no CUDA GPU is visible") && strstr(out, "CUDA runtime"), "%s", out);
