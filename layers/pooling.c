@@ -225,53 +225,68 @@ static inline void max_3x3(const float *x, int w, int base, float *y, int *mask)
   *mask = a[0];
 }
 
-/* (best, arg) = (c, at) where c > best, lane by lane (vectorized: masks). */
-DL_VINLINE void take_greater(int n, const float *restrict c, int at0, int step,
-                             float *restrict best, int *restrict arg) {
+/* (best, pos) = (c, k) where c > best, lane by lane (vectorized: masks). */
+DL_VINLINE void take_greater(int n, const float *restrict c, int k, float *restrict best,
+                             int *restrict pos) {
   for (int i = 0; i < n; i++) {
     float b = best[i], v = c[i];
     int take = v > b, m = -take;
     best[i] = dl_vpick(take, v, b);
-    arg[i] = (arg[i] & ~m) | ((at0 + step * i) & m);
+    pos[i] = (pos[i] & ~m) | (k & m);
   }
 }
 
-enum { S2_ROW_MAX = 1024 }; /* widest input row max_rows_3x3s2 takes */
+enum { S2_ROW_MAX = 1024, S2_LANES = 512 }; /* widest input row; lanes per pass */
 
 /* 3x3 stride 2 (AlexNet's pooling), the first `rows` output rows and `n`
- * windows of each, all whole: every input row is split into its even and odd
+ * windows of each, all whole. Every input row is split into its even and odd
  * columns, so the three candidates of window ox are even[ox], odd[ox] and
- * even[ox + 1], contiguous across windows: all windows of a row are compared
- * at once, in raster order with strict >, which is max_window's result. */
+ * even[ox + 1]: contiguous across windows, and across output rows too when
+ * the rows' splits are laid end to end (sv lanes a row), so one pass compares
+ * a candidate for a group of rows (planes are small: a loop per row of 15
+ * windows cost more than its work). Candidates go in raster order with
+ * strict >, which is max_window's result; pos is the winner's place in the
+ * window (0..8). Lanes past n are computed and dropped. */
 DL_VCLONES static void max_rows_3x3s2(const float *restrict x, int w, int rows, int n, int ow,
                                       float *restrict y, int *restrict mask) {
-  /* Lanes past n are computed and dropped: rounding n up to whole vectors
-   * keeps rows of 15 windows (AlexNet-R) out of the scalar remainder loop. */
   enum { LANES = 8 };
-  float even[S2_ROW_MAX / 2 + LANES + 1], odd[S2_ROW_MAX / 2 + LANES];
-  float best[S2_ROW_MAX / 2 + LANES];
-  int arg[S2_ROW_MAX / 2 + LANES];
-  int nv = (n + LANES - 1) / LANES * LANES;
-  for (int j = n; j <= nv; j++)
-    even[j] = odd[j] = 0;
-  for (int oy = 0; oy < rows; oy++, y += ow, mask += ow) {
+  float even[3][S2_LANES + 1], odd[3][S2_LANES], best[S2_LANES];
+  int pos[S2_LANES];
+  int sv = (n + 1 + LANES - 1) / LANES * LANES, group = S2_LANES / sv;
+  for (int oy0 = 0; oy0 < rows; oy0 += group) {
+    int g = rows - oy0 < group ? rows - oy0 : group, lanes = g * sv;
+    for (int r = 0; r < 3; r++)
+      for (int q = 0; q < g; q++) {
+        const float *a = x + (size_t)(2 * (oy0 + q) + r) * w;
+        float *e = even[r] + q * sv, *o = odd[r] + q * sv;
+        for (int j = 0; j <= n; j++)
+          e[j] = a[2 * j];
+        for (int j = 0; j < n; j++)
+          o[j] = a[2 * j + 1];
+        for (int j = n + 1; j < sv; j++)
+          e[j] = 0;
+        for (int j = n; j < sv; j++)
+          o[j] = 0;
+      }
+    for (int r = 0; r < 3; r++)
+      even[r][lanes] = 0;
+    for (int i = 0; i < lanes; i++)
+      best[i] = even[0][i], pos[i] = 0;
     for (int r = 0; r < 3; r++) {
-      int row0 = (2 * oy + r) * w;
-      const float *a = x + row0;
-      for (int j = 0; j <= n; j++)
-        even[j] = a[2 * j];
-      for (int j = 0; j < n; j++)
-        odd[j] = a[2 * j + 1];
-      if (r == 0)
-        for (int j = 0; j < nv; j++)
-          best[j] = even[j], arg[j] = row0 + 2 * j;
-      else
-        take_greater(nv, even, row0, 2, best, arg);
-      take_greater(nv, odd, row0 + 1, 2, best, arg);
-      take_greater(nv, even + 1, row0 + 2, 2, best, arg);
+      if (r) take_greater(lanes, even[r], 3 * r, best, pos);
+      take_greater(lanes, odd[r], 3 * r + 1, best, pos);
+      take_greater(lanes, even[r] + 1, 3 * r + 2, best, pos);
     }
-    for (int j = 0; j < n; j++)
-      y[j] = best[j], mask[j] = arg[j];
+    for (int q = 0; q < g; q++) {
+      int oy = oy0 + q;
+      float *yo = y + (size_t)oy * ow;
+      int *mo = mask + (size_t)oy * ow;
+      for (int j = 0; j < n; j++) {
+        int k = pos[q * sv + j];
+        yo[j] = best[q * sv + j];
+        mo[j] = (2 * oy + k / 3) * w + 2 * j + k % 3;
+      }
+    }
   }
 }
 

@@ -170,6 +170,8 @@ static const pool_case pool_cases[] = {
     {0, 3, 3, 2, 2, 0, 0, 32, 32, 1, 15, 15}, /* 3x3 stride 2 (AlexNet-R): the vector path */
     {0, 3, 3, 2, 2, 0, 0, 16, 17, 0, 8, 8},   /* the same with a clipped last row (ceil) */
     {0, 3, 3, 2, 2, 0, 0, 7, 40, 1, 3, 19},   /* rows of 19 windows: vectors and a remainder */
+    {0, 3, 3, 2, 2, 0, 0, 5, 1024, 1, 2, 511}, /* the widest rows the vector path takes */
+    {0, 3, 3, 2, 2, 0, 0, 5, 1030, 1, 2, 514}, /* wider: the general path */
 };
 
 static void brute_output(const pool_case *k, const float *x, float dy, int oy, int ox, double *y,
