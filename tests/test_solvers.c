@@ -253,9 +253,12 @@ START_TEST(each_type_updates_during_backward_as_after_it) {
       ck_assert_msg(fabs(la - lb) <= 1e-5 * fmax(1, fabs(lb)), "%s batch %d iter %d: loss %.9g vs %.9g",
                     name, batches[k], it, la, lb);
     }
+    /* The tile GEMMs sum in another order than the whole one (bits differ by
+     * BLAS: with OpenBLAS up to 2e-5 after 5 adagrad steps, whose
+     * g / sqrt(sum g^2) magnifies the last bits of small gradients). */
     size_t n = b->train->param_count;
-    close_arrays(dl_mem_host(a->train->flat_data), dl_mem_host(b->train->flat_data), n, 1e-5f, name);
-    close_arrays(dl_mem_host(a->history), dl_mem_host(b->history), b->history->count, 1e-5f, name);
+    close_arrays(dl_mem_host(a->train->flat_data), dl_mem_host(b->train->flat_data), n, 1e-4f, name);
+    close_arrays(dl_mem_host(a->history), dl_mem_host(b->history), b->history->count, 1e-4f, name);
     dl_solver_free(a);
     dl_solver_free(b);
     dl_test_rmdir(d1);
