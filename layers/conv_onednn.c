@@ -143,7 +143,8 @@ typedef struct {
   dset full, rest;   /* chunks of `chunk` images, and the last of nb % chunk (rest.nb 0: none) */
   size_t size[NBUF]; /* what the slice needs */
   void *x_buf;       /* B_X */
-  float *dw_part;    /* (m, c / group, kh, kw): this slice's weight gradient */
+  float *dw_part;    /* (m, c / group, kh, kw): this slice's weight gradient; NULL for the
+                        first slice, which adds into the layer's dw directly */
   float *db_part;    /* (m) */
   float *db_chunk;   /* (m) */
 } dpart;
@@ -436,10 +437,11 @@ static void build_part(build *b, const dl_conv_desc *d, dpart *p, size_t nw) {
   p->chunk = chunk < 1 ? 1 : chunk > (size_t)p->nb ? p->nb : (int)chunk;
   p->full.nb = p->chunk;
   p->rest.nb = p->nb % p->chunk;
-  p->dw_part = alloc_aligned(nw * sizeof(float));
+  /* the first slice adds into the layer's dw itself (its handle is set per call) */
+  p->dw_part = p->n0 == 0 ? NULL : alloc_aligned(nw * sizeof(float));
   p->db_part = alloc_aligned((size_t)d->m * sizeof(float));
   p->db_chunk = alloc_aligned((size_t)d->m * sizeof(float));
-  if (!p->dw_part || !p->db_part || !p->db_chunk) {
+  if ((p->n0 && !p->dw_part) || !p->db_part || !p->db_chunk) {
     failed(b, dnnl_out_of_memory, "buffer");
     return;
   }
@@ -616,7 +618,12 @@ static void backward_part(void *arg, int i, int nparts) {
   dpart *p = &e->parts[i];
   dnnl_stream_t s = streams[i];
   omp_set_num_threads(1);
-  memset(p->dw_part, 0, e->nw * sizeof(float));
+  if (p->dw_part) {
+    memset(p->dw_part, 0, e->nw * sizeof(float));
+  } else {
+    set_handle(p->full.dw.user, e->cdw);
+    if (p->rest.nb) set_handle(p->rest.dw.user, e->cdw);
+  }
   memset(p->db_part, 0, (size_t)d->m * sizeof(float));
   p->full.w_d_ready = p->rest.w_d_ready = 0;
   /* forward's reordered x is still there when the slice is one chunk */
@@ -666,25 +673,25 @@ static void backward_part(void *arg, int i, int nparts) {
   DNNL_CHECK(dnnl_stream_wait(s));
 }
 
-/* dw[k] += the slices' dw_part[k], in slice order. */
+/* dw[k] += the other slices' dw_part[k], in slice order (the first slice
+ * added its own into dw: one weight-sized buffer less per layer). */
 static void sum_dw(void *arg, int lo, int hi) {
   const dl_conv_onednn *e = arg;
   for (int k = lo; k < hi; k++) {
-    float t = 0;
-    for (int i = 0; i < e->nparts; i++)
+    float t = e->cdw[k];
+    for (int i = 1; i < e->nparts; i++)
       t += e->parts[i].dw_part[k];
-    e->cdw[k] += t;
+    e->cdw[k] = t;
   }
 }
 
 void dl_conv_onednn_backward(dl_conv_onednn *e, const float *x, const float *w, const float *dy,
                              float *dx, float *dw, float *db) {
   DL_ASSERT(!db || e->d.bias);
-  e->cx = x, e->cw = w, e->cdy = dy, e->cdx = dx;
+  e->cx = x, e->cw = w, e->cdy = dy, e->cdx = dx, e->cdw = dw;
   each_part(e, backward_part);
   e->x_fwd = x; /* slices of one chunk that share forward's x hold this x there now */
-  e->cdw = dw;
-  dl_parallel_for((int)e->nw, 4096, sum_dw, e);
+  if (e->nparts > 1) dl_parallel_for((int)e->nw, 4096, sum_dw, e);
   for (int o = 0; db && o < e->d.m; o++) {
     float t = 0;
     for (int i = 0; i < e->nparts; i++)
