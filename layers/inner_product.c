@@ -147,17 +147,15 @@ static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
   return DL_OK;
 }
 
-/* Update during backward. With a batch of 33 to 128 rows (FCN-S), dW = dy^T x
- * is made a tile at a time (64 rows of W by 1024 columns, 256 KiB; whole rows
- * for batches up to 32, see full_row_tiles) in each
- * thread's scratch and handed to the solver while it is in cache: W and its
- * history are read and written once and dW is never stored (no zeroing, no
- * write, no re-read, no gradient buffer). Tiles go to the threads in
- * column-major order so each keeps its slice of x in cache. Otherwise (a
- * longer batch makes dW compute-bound) dW is made whole in the diff and
- * handed over in bands of rows, which
- * still saves zeroing the diff and re-reading it in the GEMM. Measured on the
- * DLBench nets (docs/benchmarks.md). */
+/* Update during backward. With a batch of up to 128 rows (FCN-S, AlexNet-S's
+ * fully connected layers) dW = dy^T x is made a tile at a time (see
+ * tile_cols) in each thread's scratch and handed to the solver while it is in
+ * cache: W and its history are read and written once and dW is never stored
+ * (no zeroing, no write, no re-read, no gradient buffer). Tiles go to the
+ * threads in column-major order so each keeps its block of x in cache. A
+ * longer batch makes dW compute-bound: it is then made whole in the diff and
+ * handed over in bands of rows, which still saves zeroing the diff and
+ * re-reading it in the GEMM. Measured on the DLBench nets (docs/benchmarks.md). */
 typedef struct {
   const float *dy, *x; /* tiles: dy is dy^T (N x M): no transposed GEMM operand, 13% faster */
   const float *dw;     /* whole-gradient form */
