@@ -165,7 +165,7 @@ test-san: $(BUILD)/run_tests $(BUILD)/dltrain data
 	  $(TEST_ENV) $(BUILD)/run_tests $(if $(SUITE),-s $(SUITE),)
 
 format:
-	clang-format -i $(wildcard */*.c */*.h */*.cu)
+	clang-format -i $(wildcard */*.c */*.h */*.cu */*.cuh)
 
 deps:
 	bash scripts/setup.sh
