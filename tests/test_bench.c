@@ -14,23 +14,11 @@
 #include "io/plot.h"
 #include "tests/testutil.h"
 
-static const char *bin(void) {
-  const char *b = getenv("DLTRAIN_BIN");
-  return b && access(b, X_OK) == 0 ? b : NULL;
-}
+static const char *bin(void) { return dl_test_bin(); }
 
 /* Runs `PREFIX dltrain ARGS` (PREFIX: environment assignments or a shell
  * command; NULL: dltrain itself) with stdout+stderr captured; returns the exit code. */
-static int run_cmd(const char *cmd, char *out, size_t n) {
-  char full[4096];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t len = fread(out, 1, n - 1, p);
-  out[len] = 0;
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+static int run_cmd(const char *cmd, char *out, size_t n) { return dl_test_run(cmd, 1, out, n); }
 
 static int run(const char *args, char *out, size_t n) {
   char cmd[3000];

@@ -7,21 +7,13 @@
 
 #include "tests/testutil.h"
 
-static const char *bin(void) {
-  const char *b = getenv("DLTRAIN_BIN");
-  return b && access(b, X_OK) == 0 ? b : NULL;
-}
+static const char *bin(void) { return dl_test_bin(); }
 
 /* Runs `BINARY ARGS` with stdout+stderr captured into out; returns the exit code. */
 static int run_bin(const char *binary, const char *args, char *out, size_t n) {
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s %s 2>&1", binary, args);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t len = fread(out, 1, n - 1, p);
-  out[len] = 0;
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  snprintf(cmd, sizeof cmd, "%s %s", binary, args);
+  return dl_test_run(cmd, 1, out, n);
 }
 
 static int run(const char *args, char *out, size_t n) { return run_bin(bin(), args, out, n); }

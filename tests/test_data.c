@@ -74,23 +74,6 @@ static void write_mnist(const char *dir, const char *prefix, int n, int rows, in
   free(lab);
 }
 
-/* dl_layer_from_yaml + dl_layer_setup; *out is set (maybe NULL) for dl_layer_free. */
-static dl_status build(const char *yaml, dl_phase phase, const dl_ctx *ctx, dl_blob *const *top,
-                       int nt, dl_layer **out) {
-  dl_diag_clear();
-  dl_status st = dl_layer_from_yaml(yaml, phase, ctx, out);
-  if (!st) st = dl_layer_setup(*out, NULL, 0, top, nt);
-  return st;
-}
-
-static dl_layer *must_build(const char *yaml, dl_phase phase, const dl_ctx *ctx,
-                            dl_blob *const *top, int nt) {
-  dl_layer *l = NULL;
-  dl_status st = build(yaml, phase, ctx, top, nt, &l);
-  ck_assert_msg(st == DL_OK, "%s: %s", yaml, dl_diag_text());
-  return l;
-}
-
 static void forward(dl_layer *l, dl_blob *const *top, int nt) {
   dl_status st = l->ops->forward(l, NULL, 0, top, nt);
   ck_assert_msg(st == DL_OK, "forward: %s", dl_diag_text());
@@ -137,8 +120,8 @@ START_TEST(mnist_decodes_raw_and_gzip) {
   write_mnist(dir, "gz", 5, 2, 3, 1, &gimg, &glab);
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   dl_blob *g[2] = {dl_blob_new("data"), dl_blob_new("label")};
-  dl_layer *l = must_build(mnist_yaml(img, lab, 2, "scale: 0.5, mean: 10, shuffle: false"),
-                           DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(
+      mnist_yaml(img, lab, 2, "scale: 0.5, mean: 10, shuffle: false"), DL_TRAIN, &ctx_seed5, t, 2);
   ck_assert_int_eq(t[0]->ndim, 4);
   ck_assert_int_eq(t[0]->shape[0], 2);
   ck_assert_int_eq(t[0]->shape[1], 1);
@@ -155,15 +138,16 @@ START_TEST(mnist_decodes_raw_and_gzip) {
   dl_check_close(dl_cdata(t[1]), (const float[]){0, 1}, 2, 0, "label");
 
   /* The gzip copy decodes to the same bytes. */
-  dl_layer *lg = must_build(mnist_yaml(gimg, glab, 2, "scale: 0.5, mean: 10, shuffle: false"),
-                            DL_TRAIN, &ctx_seed5, g, 2);
+  dl_layer *lg =
+      dl_test_must_build_data(mnist_yaml(gimg, glab, 2, "scale: 0.5, mean: 10, shuffle: false"),
+                              DL_TRAIN, &ctx_seed5, g, 2);
   forward(lg, g, 2);
   ck_assert_mem_eq(dl_cdata(g[0]), dl_cdata(t[0]), 12 * sizeof(float));
   ck_assert_mem_eq(dl_cdata(g[1]), dl_cdata(t[1]), 2 * sizeof(float));
   dl_layer_free(lg);
 
   /* Defaults: scale 1/256, no mean, and no shuffle in the test phase. */
-  dl_layer *ld = must_build(mnist_yaml(img, lab, 2, ""), DL_TEST, &ctx_seed5, g, 2);
+  dl_layer *ld = dl_test_must_build_data(mnist_yaml(img, lab, 2, ""), DL_TEST, &ctx_seed5, g, 2);
   forward(ld, g, 2);
   forward(ld, g, 2);
   for (int k = 0; k < 6; k++)
@@ -185,7 +169,8 @@ START_TEST(mnist_batches_wrap_across_epochs) {
   dl_test_tmpdir(dir, sizeof dir);
   write_mnist(dir, "m", 5, 2, 2, 0, &img, &lab);
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
-  dl_layer *l = must_build(mnist_yaml(img, lab, 3, "shuffle: false"), DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(mnist_yaml(img, lab, 3, "shuffle: false"), DL_TRAIN,
+                                        &ctx_seed5, t, 2);
   int got[12];
   int64_t c[4];
   read_labels(l, t, 2, got);
@@ -203,8 +188,8 @@ START_TEST(mnist_batches_wrap_across_epochs) {
   dl_layer_free(l);
 
   /* A batch bigger than the epoch spans several epochs. */
-  l = must_build(mnist_yaml(img, lab, 5, "shuffle: false, max_examples: 2"), DL_TRAIN, &ctx_seed5,
-                 t, 2);
+  l = dl_test_must_build_data(mnist_yaml(img, lab, 5, "shuffle: false, max_examples: 2"), DL_TRAIN,
+                              &ctx_seed5, t, 2);
   read_labels(l, t, 1, got);
   for (int i = 0; i < 5; i++)
     ck_assert_int_eq(got[i], i % 2);
@@ -226,7 +211,8 @@ START_TEST(mnist_shuffle_is_deterministic) {
   write_mnist(dir, "m", 20, 1, 2, 0, &img, &lab);
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   int a[42], b[42], c[42], d[42], e[42];
-  dl_layer *l = must_build(mnist_yaml(img, lab, 7, "shuffle: true"), DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l =
+      dl_test_must_build_data(mnist_yaml(img, lab, 7, "shuffle: true"), DL_TRAIN, &ctx_seed5, t, 2);
   read_labels(l, t, 6, a);
   dl_layer_free(l);
   /* Every example exactly once per epoch, in a new order each epoch. */
@@ -239,23 +225,23 @@ START_TEST(mnist_shuffle_is_deterministic) {
   ck_assert_msg(!same_as_epoch0, "epoch 1 repeats epoch 0's order");
 
   /* Same seed: same order; the train phase shuffles by default. */
-  l = must_build(mnist_yaml(img, lab, 7, ""), DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(mnist_yaml(img, lab, 7, ""), DL_TRAIN, &ctx_seed5, t, 2);
   read_labels(l, t, 6, b);
   dl_layer_free(l);
   ck_assert_mem_eq(a, b, sizeof a);
   /* Another seed: another order. */
-  l = must_build(mnist_yaml(img, lab, 7, "shuffle: true"), DL_TRAIN, &ctx_seed6, t, 2);
+  l = dl_test_must_build_data(mnist_yaml(img, lab, 7, "shuffle: true"), DL_TRAIN, &ctx_seed6, t, 2);
   read_labels(l, t, 6, c);
   dl_layer_free(l);
   ck_assert(is_permutation(c, 20));
   ck_assert_mem_ne(a, c, sizeof a);
   /* The test phase keeps file order unless asked; shuffle: true works there too. */
-  l = must_build(mnist_yaml(img, lab, 7, ""), DL_TEST, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(mnist_yaml(img, lab, 7, ""), DL_TEST, &ctx_seed5, t, 2);
   read_labels(l, t, 6, d);
   dl_layer_free(l);
   for (int i = 0; i < 42; i++)
     ck_assert_int_eq(d[i], i % 20);
-  l = must_build(mnist_yaml(img, lab, 7, "shuffle: true"), DL_TEST, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(mnist_yaml(img, lab, 7, "shuffle: true"), DL_TEST, &ctx_seed5, t, 2);
   read_labels(l, t, 6, e);
   dl_layer_free(l);
   ck_assert_mem_eq(a, e, sizeof a);
@@ -287,14 +273,14 @@ START_TEST(mnist_resume_is_exact) {
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   const char *yaml = mnist_yaml(img, lab, RESUME_BATCH, "shuffle: true");
   batch_bytes ref[RESUME_TOTAL], got;
-  dl_layer *a = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *a = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   for (int k = 0; k < RESUME_TOTAL; k++)
     grab(a, t, &ref[k]);
   dl_layer_free(a);
 
   /* Interrupted after 4 batches: the cursor names batch 4, not what the
    * prefetch thread has already read ahead. */
-  dl_layer *b = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *b = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   for (int k = 0; k < 4; k++)
     grab(b, t, &got);
   int64_t cur[4];
@@ -304,7 +290,7 @@ START_TEST(mnist_resume_is_exact) {
   ck_assert_int_eq(cur[2], 23);
 
   /* A fresh layer resumed there continues exactly, across the epoch boundary. */
-  dl_layer *c = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *c = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   grab(c, t, &got); /* consume a batch first: set_cursor must drop the read-ahead */
   ck_assert_int_eq(c->ops->set_cursor(c, cur), DL_OK);
   for (int k = 4; k < RESUME_TOTAL; k++) {
@@ -339,8 +325,9 @@ END_TEST
 static void expect_edata(const char *images, const char *labels) {
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   dl_layer *l = NULL;
-  ck_assert_int_eq(build(mnist_yaml(images, labels, 2, ""), DL_TRAIN, &ctx_seed5, t, 2, &l),
-                   DL_EDATA);
+  ck_assert_int_eq(
+      dl_test_build_data(mnist_yaml(images, labels, 2, ""), DL_TRAIN, &ctx_seed5, t, 2, &l),
+      DL_EDATA);
   dl_layer_free(l);
   for (int i = 0; i < 2; i++)
     dl_blob_free(t[i]);
@@ -418,7 +405,7 @@ START_TEST(mnist_paths_are_relative_to_the_net_file) {
   const char *yaml = mnist_yaml("m-images", "m-labels", 2, "shuffle: false");
   /* From a string, a relative path is taken as given (here: not found). */
   dl_layer *l = NULL;
-  ck_assert_int_eq(build(yaml, DL_TRAIN, &ctx_seed5, t, 2, &l), DL_EDATA);
+  ck_assert_int_eq(dl_test_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2, &l), DL_EDATA);
   expect_diag("'m-images'");
   dl_layer_free(l);
   /* As if the layer came from dir/net.yaml. */
@@ -443,9 +430,10 @@ START_TEST(mnist_loads_fashion_mnist) {
     return;
   }
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
-  dl_layer *l = must_build(mnist_yaml(FASHION_DIR "/t10k-images-idx3-ubyte.gz",
-                                      FASHION_DIR "/t10k-labels-idx1-ubyte.gz", 100, "scale: 1"),
-                           DL_TEST, &ctx_seed5, t, 2);
+  dl_layer *l =
+      dl_test_must_build_data(mnist_yaml(FASHION_DIR "/t10k-images-idx3-ubyte.gz",
+                                         FASHION_DIR "/t10k-labels-idx1-ubyte.gz", 100, "scale: 1"),
+                              DL_TEST, &ctx_seed5, t, 2);
   int64_t c[4];
   l->ops->get_cursor(l, c);
   ck_assert_int_eq(c[2], 10000);
@@ -476,8 +464,9 @@ END_TEST
 START_TEST(synthetic_fixed_and_counter) {
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   float first[48], second[48];
-  dl_layer *l = must_build("{name: s, type: SyntheticData, shape: [4, 3, 2, 2], num_classes: 5}",
-                           DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l =
+      dl_test_must_build_data("{name: s, type: SyntheticData, shape: [4, 3, 2, 2], num_classes: 5}",
+                              DL_TRAIN, &ctx_seed5, t, 2);
   ck_assert_int_eq(t[0]->ndim, 4);
   ck_assert_int_eq(t[0]->count, 48);
   ck_assert_int_eq(t[1]->ndim, 1);
@@ -497,7 +486,7 @@ START_TEST(synthetic_fixed_and_counter) {
   /* fixed: false: a new batch each time, a pure function of the batch number. */
   const char *yaml =
       "{name: s, type: SyntheticData, shape: [4, 3, 2, 2], num_classes: 5, fixed: false}";
-  l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   forward(l, t, 2);
   ck_assert_mem_eq(dl_cdata(t[0]), first, sizeof first); /* batch 0 is the fixed batch */
   forward(l, t, 2);
@@ -508,14 +497,14 @@ START_TEST(synthetic_fixed_and_counter) {
   l->ops->get_cursor(l, c);
   ck_assert_int_eq(c[0], 3);
   dl_layer_free(l);
-  l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   ck_assert_int_eq(l->ops->set_cursor(l, (int64_t[]){2, 0, 0, 0}), DL_OK);
   forward(l, t, 2);
   ck_assert_mem_eq(dl_cdata(t[0]), second, sizeof second);
   ck_assert_int_eq(l->ops->set_cursor(l, (int64_t[]){-1, 0, 0, 0}), DL_EDATA);
   dl_layer_free(l);
   /* Another seed, other data. */
-  l = must_build(yaml, DL_TRAIN, &ctx_seed6, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed6, t, 2);
   forward(l, t, 2);
   ck_assert_mem_ne(dl_cdata(t[0]), first, sizeof first);
   dl_layer_free(l);
@@ -526,8 +515,9 @@ END_TEST
 
 START_TEST(synthetic_fills) {
   dl_blob *t = dl_blob_new("data");
-  dl_layer *l = must_build("{name: s, type: SyntheticData, shape: [64, 1000], mean: 2, std: 3}",
-                           DL_TRAIN, &ctx_seed5, &t, 1);
+  dl_layer *l =
+      dl_test_must_build_data("{name: s, type: SyntheticData, shape: [64, 1000], mean: 2, std: 3}",
+                              DL_TRAIN, &ctx_seed5, &t, 1);
   forward(l, &t, 1);
   double sum = 0, sq = 0;
   const float *x = dl_cdata(t);
@@ -538,16 +528,18 @@ START_TEST(synthetic_fills) {
   ck_assert_double_eq_tol(sqrt(var), 3, 0.05);
   dl_layer_free(l);
 
-  l = must_build("{name: s, type: SyntheticData, shape: [3, 5], fill: constant, value: 1.5}",
-                 DL_TRAIN, &ctx_seed5, &t, 1);
+  l = dl_test_must_build_data(
+      "{name: s, type: SyntheticData, shape: [3, 5], fill: constant, value: 1.5}", DL_TRAIN,
+      &ctx_seed5, &t, 1);
   forward(l, &t, 1);
   for (int i = 0; i < 15; i++)
     ck_assert_float_eq(dl_cdata(t)[i], 1.5f);
   dl_layer_free(l);
 
-  l = must_build("{name: s, type: SyntheticData, shape: [7], fill: uniform, min: -1, max: -0.5, "
-                 "fixed: false}",
-                 DL_TRAIN, &ctx_seed5, &t, 1);
+  l = dl_test_must_build_data(
+      "{name: s, type: SyntheticData, shape: [7], fill: uniform, min: -1, max: -0.5, "
+      "fixed: false}",
+      DL_TRAIN, &ctx_seed5, &t, 1);
   for (int b = 0; b < 3; b++) {
     forward(l, &t, 1);
     for (int i = 0; i < 7; i++)
@@ -558,9 +550,9 @@ START_TEST(synthetic_fills) {
   /* A label top needs classes. */
   dl_blob *two[2] = {t, dl_blob_new("label")};
   l = NULL;
-  ck_assert_int_eq(
-      build("{name: s, type: SyntheticData, shape: [2, 2]}", DL_TRAIN, &ctx_seed5, two, 2, &l),
-      DL_ECONFIG);
+  ck_assert_int_eq(dl_test_build_data("{name: s, type: SyntheticData, shape: [2, 2]}", DL_TRAIN,
+                                      &ctx_seed5, two, 2, &l),
+                   DL_ECONFIG);
   expect_diag("num_classes");
   dl_layer_free(l);
   dl_blob_free(two[1]);
@@ -571,8 +563,9 @@ END_TEST
 START_TEST(data_wait_is_measured) {
   /* A big non-fixed batch takes the thread a while: the first forward waits. */
   dl_blob *t = dl_blob_new("data");
-  dl_layer *l = must_build("{name: s, type: SyntheticData, shape: [16, 65536], fixed: false}",
-                           DL_TRAIN, &ctx_seed5, &t, 1);
+  dl_layer *l =
+      dl_test_must_build_data("{name: s, type: SyntheticData, shape: [16, 65536], fixed: false}",
+                              DL_TRAIN, &ctx_seed5, &t, 1);
   forward(l, &t, 1);
   ck_assert_double_gt(dl_data_layer_wait_seconds(l), 0);
   dl_layer *relu = dl_test_layer("{name: r, type: ReLU}", &t, 1, &t, 1);
@@ -639,8 +632,8 @@ START_TEST(csv_reads_rows) {
   dl_test_tmpdir(dir, sizeof dir);
   char *path = dl_test_write(dir, "t.csv", "a,b,c\r\n1,2,3\r\n\r\n4, 5 ,\"6\"\r\n  \n7,8,-9e-1\n");
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
-  dl_layer *l = must_build(csv_yaml(path, "batch_size: 2, header: true, shuffle: false"), DL_TRAIN,
-                           &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(
+      csv_yaml(path, "batch_size: 2, header: true, shuffle: false"), DL_TRAIN, &ctx_seed5, t, 2);
   ck_assert_int_eq(t[0]->ndim, 2);
   ck_assert_int_eq(t[0]->shape[0], 2);
   ck_assert_int_eq(t[0]->shape[1], 2);
@@ -656,8 +649,8 @@ START_TEST(csv_reads_rows) {
 
   /* Two label columns and another delimiter. */
   char *semi = dl_test_write(dir, "s.csv", "1;2;3;4\n5;6;7;8\n");
-  l = must_build(csv_yaml(semi, "batch_size: 2, label_columns: 2, delimiter: ';'"), DL_TEST,
-                 &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(csv_yaml(semi, "batch_size: 2, label_columns: 2, delimiter: ';'"),
+                              DL_TEST, &ctx_seed5, t, 2);
   ck_assert_int_eq(t[1]->ndim, 2);
   ck_assert_int_eq(t[1]->shape[1], 2);
   forward(l, t, 2);
@@ -681,20 +674,20 @@ START_TEST(csv_shuffles_and_resumes) {
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   const char *yaml = csv_yaml(path, "batch_size: 3");
   int ref[30], got[30];
-  dl_layer *l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   read_labels(l, t, 10, ref);
   dl_layer_free(l);
   ck_assert(is_permutation(ref, 10));
   ck_assert(is_permutation(ref + 10, 10));
   ck_assert(is_permutation(ref + 20, 10));
-  l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   read_labels(l, t, 4, got);
   int64_t c[4];
   l->ops->get_cursor(l, c);
   ck_assert_int_eq(c[0], 1);
   ck_assert_int_eq(c[1], 2);
   dl_layer_free(l);
-  l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   ck_assert_int_eq(l->ops->set_cursor(l, c), DL_OK);
   read_labels(l, t, 6, got + 12);
   ck_assert_mem_eq(got + 12, ref + 12, 18 * sizeof(int));
@@ -714,40 +707,44 @@ START_TEST(csv_errors_point_at_the_cell) {
   dl_layer *l = NULL;
 
   char *bad = dl_test_write(dir, "bad.csv", "1,2,3\n4,x7,6\n");
-  ck_assert_int_eq(build(csv_yaml(bad, "batch_size: 1"), DL_TRAIN, &ctx_seed5, t, 2, &l), DL_EDATA);
+  ck_assert_int_eq(
+      dl_test_build_data(csv_yaml(bad, "batch_size: 1"), DL_TRAIN, &ctx_seed5, t, 2, &l), DL_EDATA);
   snprintf(want, sizeof want, "%s:2:3:", bad);
   expect_diag(want);
   expect_diag("'x7'");
   dl_layer_free(l);
 
   char *ragged = dl_test_write(dir, "ragged.csv", "1,2,3\n\n4,5\n");
-  ck_assert_int_eq(build(csv_yaml(ragged, "batch_size: 1"), DL_TRAIN, &ctx_seed5, t, 2, &l),
-                   DL_EDATA);
+  ck_assert_int_eq(
+      dl_test_build_data(csv_yaml(ragged, "batch_size: 1"), DL_TRAIN, &ctx_seed5, t, 2, &l),
+      DL_EDATA);
   snprintf(want, sizeof want, "%s:3:", ragged);
   expect_diag(want);
   expect_diag("2 fields");
   dl_layer_free(l);
 
   char *nan = dl_test_write(dir, "nan.csv", "1,nan\n");
-  ck_assert_int_eq(build(csv_yaml(nan, "batch_size: 1"), DL_TRAIN, &ctx_seed5, t, 2, &l), DL_EDATA);
+  ck_assert_int_eq(
+      dl_test_build_data(csv_yaml(nan, "batch_size: 1"), DL_TRAIN, &ctx_seed5, t, 2, &l), DL_EDATA);
   expect_diag("finite");
   dl_layer_free(l);
 
   char *one = dl_test_write(dir, "one.csv", "1\n2\n");
-  ck_assert_int_eq(build(csv_yaml(one, "batch_size: 1"), DL_TRAIN, &ctx_seed5, t, 2, &l), DL_EDATA);
+  ck_assert_int_eq(
+      dl_test_build_data(csv_yaml(one, "batch_size: 1"), DL_TRAIN, &ctx_seed5, t, 2, &l), DL_EDATA);
   expect_diag("no data columns");
   dl_layer_free(l);
 
   char *empty = dl_test_write(dir, "empty.csv", "x,y\n\n");
-  ck_assert_int_eq(
-      build(csv_yaml(empty, "batch_size: 1, header: true"), DL_TRAIN, &ctx_seed5, t, 2, &l),
-      DL_EDATA);
+  ck_assert_int_eq(dl_test_build_data(csv_yaml(empty, "batch_size: 1, header: true"), DL_TRAIN,
+                                      &ctx_seed5, t, 2, &l),
+                   DL_EDATA);
   expect_diag("no data rows");
   dl_layer_free(l);
 
-  ck_assert_int_eq(
-      build(csv_yaml(bad, "batch_size: 1, delimiter: ab"), DL_TRAIN, &ctx_seed5, t, 2, &l),
-      DL_ECONFIG);
+  ck_assert_int_eq(dl_test_build_data(csv_yaml(bad, "batch_size: 1, delimiter: ab"), DL_TRAIN,
+                                      &ctx_seed5, t, 2, &l),
+                   DL_ECONFIG);
   expect_diag("delimiter");
   dl_layer_free(l);
 

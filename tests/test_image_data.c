@@ -21,26 +21,10 @@ static const dl_ctx ctx_seed6 = {.seed = 6, .threads = 1};
 
 /* ---- helpers -------------------------------------------------------------------- */
 
-static dl_status build(const char *yaml, dl_phase phase, const dl_ctx *ctx, dl_blob *const *top,
-                       int nt, dl_layer **out) {
-  dl_diag_clear();
-  dl_status st = dl_layer_from_yaml(yaml, phase, ctx, out);
-  if (!st) st = dl_layer_setup(*out, NULL, 0, top, nt);
-  return st;
-}
-
-static dl_layer *must_build(const char *yaml, dl_phase phase, const dl_ctx *ctx,
-                            dl_blob *const *top, int nt) {
-  dl_layer *l = NULL;
-  dl_status st = build(yaml, phase, ctx, top, nt, &l);
-  ck_assert_msg(st == DL_OK, "%s: %s", yaml, dl_diag_text());
-  return l;
-}
-
 /* Builds expecting `want`, then frees the layer. */
 static void build_fails(const char *yaml, dl_status want, dl_blob *const *top, int nt) {
   dl_layer *l = NULL;
-  dl_status st = build(yaml, DL_TRAIN, &ctx_seed5, top, nt, &l);
+  dl_status st = dl_test_build_data(yaml, DL_TRAIN, &ctx_seed5, top, nt, &l);
   ck_assert_msg(st == want, "%s: status %d, want %d: %s", yaml, st, want, dl_diag_text());
   dl_layer_free(l);
 }
@@ -100,7 +84,7 @@ START_TEST(cifar_reads_records_from_several_files) {
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   snprintf(yaml, sizeof yaml,
            "{name: c, type: CifarData, source: ['%s', '%s'], batch_size: 4, shuffle: false}", a, b);
-  dl_layer *l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   ck_assert_int_eq(t[0]->ndim, 4);
   ck_assert_int_eq(t[0]->shape[0], 4);
   ck_assert_int_eq(t[0]->shape[1], 3);
@@ -127,7 +111,7 @@ START_TEST(cifar_reads_records_from_several_files) {
            "{name: c, type: CifarData, source: '%s', batch_size: 1, scale: 0.5, "
            "mean_value: [1, 2, 3]}",
            a);
-  l = must_build(yaml, DL_TEST, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TEST, &ctx_seed5, t, 2);
   forward(l, t, 2);
   for (int ch = 0; ch < 3; ch++)
     ck_assert_float_eq(dl_cdata(t[0])[ch * 1024 + 10],
@@ -425,7 +409,7 @@ START_TEST(cifar_augmented_resume_is_exact) {
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   enum { TOTAL = 8 };
   batch_sig ref[TOTAL], got;
-  dl_layer *l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   ck_assert_int_eq(t[0]->shape[2], 28);
   for (int k = 0; k < TOTAL; k++)
     grab(l, t, &ref[k]);
@@ -440,14 +424,14 @@ START_TEST(cifar_augmented_resume_is_exact) {
   ck_assert_int_gt(differs, 0);
 
   /* Stop after 3 batches; a fresh layer resumed there continues exactly. */
-  l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   int64_t cur[4];
   for (int k = 0; k < 3; k++)
     grab(l, t, &got);
   l->ops->get_cursor(l, cur);
   dl_layer_free(l);
   dl_ctx ctx = {.seed = 6, .threads = 1};
-  l = must_build(yaml, DL_TRAIN, &ctx, t, 2); /* built with another seed... */
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx, t, 2); /* built with another seed... */
   ctx.seed = 5;                               /* ...then given the snapshot's, as on resume */
   ck_assert_int_eq(l->ops->set_cursor(l, cur), DL_OK);
   for (int k = 3; k < TOTAL; k++) {
@@ -478,7 +462,7 @@ START_TEST(mnist_crop_and_mirror) {
            "{name: m, type: MnistData, source: '%s', label_source: '%s', batch_size: 2, "
            "scale: 1, crop_size: 4, pad: 1, mirror: true}",
            ip, lp);
-  dl_layer *l = must_build(yaml, DL_TEST, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(yaml, DL_TEST, &ctx_seed5, t, 2);
   ck_assert_int_eq(t[0]->shape[2], 4);
   ck_assert_int_eq(t[0]->shape[3], 4);
   forward(l, t, 2);
@@ -489,7 +473,7 @@ START_TEST(mnist_crop_and_mirror) {
   dl_check_close(dl_cdata(t[1]), (const float[]){4, 7}, 2, 0, "labels");
   dl_layer_free(l);
   /* Train: the windows move and flip. */
-  l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   int moved = 0;
   for (int b = 0; b < 10; b++) {
     forward(l, t, 2);
@@ -671,8 +655,8 @@ START_TEST(image_list_file) {
                              "  # indented comment\r\n"
                              "pics/palette.png 0\r\n");
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
-  dl_layer *l =
-      must_build(image_yaml("source", list, 3, "shuffle: false"), DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(image_yaml("source", list, 3, "shuffle: false"), DL_TRAIN,
+                                        &ctx_seed5, t, 2);
   ck_assert_int_eq(t[0]->shape[0], 3);
   ck_assert_int_eq(t[0]->shape[1], 3);
   ck_assert_int_eq(t[0]->shape[2], 2);
@@ -686,10 +670,11 @@ START_TEST(image_list_file) {
   dl_layer_free(l);
 
   /* Grey, with a resize and the transforms. */
-  l = must_build(image_yaml("source", list, 1,
-                            "shuffle: false, channels: 1, new_height: 4, new_width: 6, "
-                            "scale: 0.5, mean_value: 7"),
-                 DL_TEST, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(
+      image_yaml("source", list, 1,
+                 "shuffle: false, channels: 1, new_height: 4, new_width: 6, "
+                 "scale: 0.5, mean_value: 7"),
+      DL_TEST, &ctx_seed5, t, 2);
   ck_assert_int_eq(t[0]->shape[1], 1);
   ck_assert_int_eq(t[0]->shape[2], 4);
   ck_assert_int_eq(t[0]->shape[3], 6);
@@ -720,8 +705,8 @@ START_TEST(image_class_folders) {
   }
   free(dl_test_write(dir, "README", "a file beside the class folders is ignored"));
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
-  dl_layer *l = must_build(image_yaml("root_folder", dir, 6, "shuffle: false, channels: 1"),
-                           DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(
+      image_yaml("root_folder", dir, 6, "shuffle: false, channels: 1"), DL_TRAIN, &ctx_seed5, t, 2);
   forward(l, t, 2);
   /* zebra holds 1 image, ant 2, moth 3; in name order: ant (0), moth (1), zebra (2). */
   dl_check_close(dl_cdata(t[1]), (const float[]){0, 0, 1, 1, 1, 2}, 6, 0, "labels by name");
@@ -770,8 +755,8 @@ START_TEST(image_errors_name_file_and_line) {
   /* Undecodable: found at setup, reported by the forward that reads it. */
   free(dl_test_write(dir, "junk.png", "GIF89a, not a PNG"));
   char *junk = dl_test_write(dir, "junk.txt", "grey8.png 0\njunk.png 1\n");
-  dl_layer *l =
-      must_build(image_yaml("source", junk, 1, "shuffle: false"), DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(image_yaml("source", junk, 1, "shuffle: false"), DL_TRAIN,
+                                        &ctx_seed5, t, 2);
   forward(l, t, 2);
   dl_diag_clear();
   ck_assert_int_eq(l->ops->forward(l, NULL, 0, t, 2), DL_EDATA);
@@ -784,7 +769,8 @@ START_TEST(image_errors_name_file_and_line) {
   char *big = join(dir, "big.png");
   write_png(big, 4, 4, PNG_COLOR_TYPE_GRAY, 8, px, NULL, 0, NULL, 0);
   char *sizes = dl_test_write(dir, "sizes.txt", "grey8.png 0\nbig.png 1\n");
-  l = must_build(image_yaml("source", sizes, 2, "shuffle: false"), DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(image_yaml("source", sizes, 2, "shuffle: false"), DL_TRAIN,
+                              &ctx_seed5, t, 2);
   dl_diag_clear();
   ck_assert_int_eq(l->ops->forward(l, NULL, 0, t, 2), DL_EDATA);
   snprintf(want, sizeof want, "%s:2: '%s' is 4 wide and 4 high, but this layer's images are 3x2",
@@ -793,8 +779,8 @@ START_TEST(image_errors_name_file_and_line) {
   expect_diag("new_height");
   dl_layer_free(l);
   /* ... which resizing fixes. */
-  l = must_build(image_yaml("source", sizes, 2, "new_height: 5, new_width: 5"), DL_TRAIN,
-                 &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(image_yaml("source", sizes, 2, "new_height: 5, new_width: 5"),
+                              DL_TRAIN, &ctx_seed5, t, 2);
   forward(l, t, 2);
   ck_assert_int_eq(t[0]->shape[2], 5);
   dl_layer_free(l);
@@ -829,7 +815,7 @@ START_TEST(image_shuffle_and_resume) {
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   enum { TOTAL = 10 };
   batch_sig ref[TOTAL], got;
-  dl_layer *l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   for (int k = 0; k < TOTAL; k++) {
     grab(l, t, &ref[k]);
     for (int j = 0; j < 2; j++) /* the pixels follow the label */
@@ -841,7 +827,7 @@ START_TEST(image_shuffle_and_resume) {
   for (int k = 0; k < 4; k++)
     in_order &= ref[k].label[0] == 2 * k && ref[k].label[1] == 2 * k + 1;
   ck_assert(!in_order); /* shuffled in train */
-  l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   int64_t cur[4];
   for (int k = 0; k < 6; k++)
     grab(l, t, &got);
@@ -849,7 +835,7 @@ START_TEST(image_shuffle_and_resume) {
   ck_assert_int_eq(cur[0], 1);
   ck_assert_int_eq(cur[1], 3);
   dl_layer_free(l);
-  l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   grab(l, t, &got);
   ck_assert_int_eq(l->ops->set_cursor(l, cur), DL_OK);
   for (int k = 6; k < TOTAL; k++) {
@@ -866,21 +852,13 @@ END_TEST
 
 /* ---- dltrain convert ------------------------------------------------------------ */
 
-static const char *bin(void) {
-  const char *b = getenv("DLTRAIN_BIN");
-  return b && access(b, X_OK) == 0 ? b : NULL;
-}
+static const char *bin(void) { return dl_test_bin(); }
 
 /* Runs `dltrain ARGS` with stdout+stderr captured into out; returns the exit code. */
 static int run(const char *args, char *out, size_t n) {
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t len = fread(out, 1, n - 1, p);
-  out[len] = 0;
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  snprintf(cmd, sizeof cmd, "%s %s", bin(), args);
+  return dl_test_run(cmd, 1, out, n);
 }
 
 static void put_be32(uint8_t *p, uint32_t v) {
@@ -946,7 +924,7 @@ START_TEST(convert_cifar_png_and_mean) {
   dl_blob *t[2] = {dl_blob_new("data"), dl_blob_new("label")};
   snprintf(yaml, sizeof yaml,
            "{name: c, type: CifarData, source: '%s', batch_size: 3, shuffle: false}", cb);
-  dl_layer *l = must_build(yaml, DL_TRAIN, &ctx_seed5, t, 2);
+  dl_layer *l = dl_test_must_build_data(yaml, DL_TRAIN, &ctx_seed5, t, 2);
   forward(l, t, 2);
   dl_check_close(dl_cdata(t[1]), (const float[]){0, 9, 7}, 3, 0, "labels");
   ck_assert_float_eq(dl_cdata(t[0])[3072 + 2048 + 2 * 32 + 2], 2); /* example 2, blue, (0, 0) */
@@ -971,8 +949,8 @@ START_TEST(convert_cifar_png_and_mean) {
   char *lp = join(dir, "list.txt");
   const uint8_t *lt = slurp(lp, &n);
   ck_assert_str_eq((const char *)lt, "png/h/00000.png 7\npng/a/00001.png 0\npng/j/00002.png 9\n");
-  l = must_build(image_yaml("source", lp, 3, "shuffle: false, channels: 1"), DL_TRAIN, &ctx_seed5,
-                 t, 2);
+  l = dl_test_must_build_data(image_yaml("source", lp, 3, "shuffle: false, channels: 1"), DL_TRAIN,
+                              &ctx_seed5, t, 2);
   forward(l, t, 2);
   dl_check_close(dl_cdata(t[1]), (const float[]){7, 0, 9}, 3, 0, "labels");
   ck_assert_float_eq(dl_cdata(t[0])[784 + 5 * 28 + 3], 1 + 5 + 6); /* example 1, (5, 3) */

@@ -13,10 +13,7 @@
 static const dl_ctx ctx_seed5 = {.seed = 5, .threads = 1};
 
 static dl_status build(const char *yaml, dl_blob *const *top, int nt, dl_layer **out) {
-  dl_diag_clear();
-  dl_status st = dl_layer_from_yaml(yaml, DL_TRAIN, &ctx_seed5, out);
-  if (!st) st = dl_layer_setup(*out, NULL, 0, top, nt);
-  return st;
+  return dl_test_build_data(yaml, DL_TRAIN, &ctx_seed5, top, nt, out);
 }
 
 static dl_layer *must_build(const char *yaml, dl_blob *const *top, int nt) {
@@ -267,21 +264,13 @@ START_TEST(vocab_ranking) {
 }
 END_TEST
 
-static const char *bin(void) {
-  const char *b = getenv("DLTRAIN_BIN");
-  return b && access(b, X_OK) == 0 ? b : NULL;
-}
+static const char *bin(void) { return dl_test_bin(); }
 
 /* Runs `dltrain ARGS`; stdout (only) into out; returns the exit code. */
 static int run_stdout(const char *args, char *out, size_t n) {
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", bin(), args);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t len = fread(out, 1, n - 1, p);
-  out[len] = 0;
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  snprintf(cmd, sizeof cmd, "%s %s", bin(), args);
+  return dl_test_run(cmd, 0, out, n);
 }
 
 START_TEST(vocab_command) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/math.h"
@@ -18,7 +19,8 @@ static double objective(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *co
   double f = 0;
   for (int t = 0; t < nt; t++) {
     const float *y = dl_cdata(top[t]);
-    for (size_t i = 0; i < top[t]->count; i++) f += (double)y[i] * weights[t][i];
+    for (size_t i = 0; i < top[t]->count; i++)
+      f += (double)y[i] * weights[t][i];
   }
   return f;
 }
@@ -70,15 +72,19 @@ int dl_gradcheck(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *to
   float *weights[DL_MAX_LAYER_BLOBS];
   for (int t = 0; t < nt; t++) {
     weights[t] = malloc(top[t]->count * sizeof(float));
-    for (size_t i = 0; i < top[t]->count; i++) weights[t][i] = dl_rng_uniform_range(&rng, -1, 1);
+    for (size_t i = 0; i < top[t]->count; i++)
+      weights[t][i] = dl_rng_uniform_range(&rng, -1, 1);
   }
 
   /* Analytic gradients: top diff = weights, param diffs zeroed (they accumulate). */
   objective(l, bottom, nb, top, nt, weights);
-  for (int t = 0; t < nt; t++) memcpy(dl_diff(top[t]), weights[t], top[t]->count * sizeof(float));
-  for (int p = 0; p < l->nparams; p++) dl_set(l->params[p]->count, 0, dl_diff(l->params[p]));
+  for (int t = 0; t < nt; t++)
+    memcpy(dl_diff(top[t]), weights[t], top[t]->count * sizeof(float));
+  for (int p = 0; p < l->nparams; p++)
+    dl_set(l->params[p]->count, 0, dl_diff(l->params[p]));
   int prop[DL_MAX_LAYER_BLOBS];
-  for (int b = 0; b < nb; b++) prop[b] = !(l->ops->no_grad_bottoms & (1u << b));
+  for (int b = 0; b < nb; b++)
+    prop[b] = !(l->ops->no_grad_bottoms & (1u << b));
   ck_assert_msg(l->ops->backward != NULL, "layer %s has no backward", l->ops->type);
   l->ops->backward(l, top, nt, prop, bottom, nb);
   float *bottom_grad[DL_MAX_LAYER_BLOBS] = {0}, *param_grad[DL_MAX_LAYER_PARAMS] = {0};
@@ -102,9 +108,12 @@ int dl_gradcheck(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *to
       if (!(o.skip_param_mask & (1u << p)))
         bad += check_blob(l, bottom, nb, top, nt, weights, l->params[p], param_grad[p], 0, &o, msg,
                           msglen, &msgoff);
-  for (int t = 0; t < nt; t++) free(weights[t]);
-  for (int b = 0; b < nb; b++) free(bottom_grad[b]);
-  for (int p = 0; p < l->nparams; p++) free(param_grad[p]);
+  for (int t = 0; t < nt; t++)
+    free(weights[t]);
+  for (int b = 0; b < nb; b++)
+    free(bottom_grad[b]);
+  for (int p = 0; p < l->nparams; p++)
+    free(param_grad[p]);
   return bad;
 }
 
@@ -126,15 +135,16 @@ dl_blob *dl_test_blob(const char *name, int ndim, const int *shape, float lo, fl
   dl_rng rng;
   dl_rng_seed(&rng, seed);
   float *x = dl_data(b);
-  for (size_t i = 0; i < b->count; i++) x[i] = dl_rng_uniform_range(&rng, lo, hi);
+  for (size_t i = 0; i < b->count; i++)
+    x[i] = dl_rng_uniform_range(&rng, lo, hi);
   return b;
 }
 
 void dl_check_close(const float *got, const float *want, size_t n, double tol, const char *what) {
   for (size_t i = 0; i < n; i++) {
     double scale = fmax(1.0, fmax(fabs(got[i]), fabs(want[i])));
-    ck_assert_msg(fabs((double)got[i] - want[i]) <= tol * scale,
-                  "%s[%zu]: got %.7g, want %.7g", what, i, got[i], want[i]);
+    ck_assert_msg(fabs((double)got[i] - want[i]) <= tol * scale, "%s[%zu]: got %.7g, want %.7g",
+                  what, i, got[i], want[i]);
   }
 }
 
@@ -159,4 +169,38 @@ char *dl_test_write(const char *dir, const char *name, const char *text) {
   fputs(text, f);
   fclose(f);
   return path;
+}
+
+/* ---- layers without bottoms, the dltrain binary ---------------------------- */
+
+dl_status dl_test_build_data(const char *yaml, dl_phase phase, const dl_ctx *ctx,
+                             dl_blob *const *top, int nt, dl_layer **out) {
+  dl_diag_clear();
+  dl_status st = dl_layer_from_yaml(yaml, phase, ctx, out);
+  if (!st) st = dl_layer_setup(*out, NULL, 0, top, nt);
+  return st;
+}
+
+dl_layer *dl_test_must_build_data(const char *yaml, dl_phase phase, const dl_ctx *ctx,
+                                  dl_blob *const *top, int nt) {
+  dl_layer *l = NULL;
+  dl_status st = dl_test_build_data(yaml, phase, ctx, top, nt, &l);
+  ck_assert_msg(st == DL_OK, "%s: %s", yaml, dl_diag_text());
+  return l;
+}
+
+const char *dl_test_bin(void) {
+  const char *b = getenv("DLTRAIN_BIN");
+  return b && access(b, X_OK) == 0 ? b : NULL;
+}
+
+int dl_test_run(const char *cmd, int with_stderr, char *out, size_t n) {
+  char full[8192];
+  snprintf(full, sizeof full, "%s %s", cmd, with_stderr ? "2>&1" : "2>/dev/null");
+  FILE *p = popen(full, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t len = fread(out, 1, n - 1, p);
+  out[len] = 0;
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -9,12 +9,12 @@
 #include "core/layer.h"
 
 typedef struct {
-  double step;        /* central-difference step (default 1e-2 on float32 data) */
-  double threshold;   /* relative tolerance (default 1e-2) */
-  int max_per_blob;   /* check at most this many elements per blob, spread out (default 200) */
-  double kink;        /* skip bottom elements within kink_range of kink (ReLU, max pool) */
-  double kink_range;  /* 0: no kink skipping */
-  int skip_params;    /* only check bottoms */
+  double step;       /* central-difference step (default 1e-2 on float32 data) */
+  double threshold;  /* relative tolerance (default 1e-2) */
+  int max_per_blob;  /* check at most this many elements per blob, spread out (default 200) */
+  double kink;       /* skip bottom elements within kink_range of kink (ReLU, max pool) */
+  double kink_range; /* 0: no kink skipping */
+  int skip_params;   /* only check bottoms */
   unsigned skip_param_mask; /* bit p: do not check param p (e.g. statistics the layer keeps) */
 } dl_gradcheck_opts;
 
@@ -39,6 +39,21 @@ const char *dl_test_tmpdir(char *buf, size_t n);
 void dl_test_rmdir(const char *dir);
 /* Writes text to dir/name and returns the path in a static-ish buffer the caller owns. */
 char *dl_test_write(const char *dir, const char *name, const char *text);
+
+/* A layer without bottoms (data layers) from YAML, set up with `top`; *out is
+ * set (maybe NULL) for dl_layer_free, diagnostics are in dl_diag_text(). */
+dl_status dl_test_build_data(const char *yaml, dl_phase phase, const dl_ctx *ctx,
+                             dl_blob *const *top, int nt, dl_layer **out);
+/* The same, failing the test (with the diagnostics) on any error. */
+dl_layer *dl_test_must_build_data(const char *yaml, dl_phase phase, const dl_ctx *ctx,
+                                  dl_blob *const *top, int nt);
+
+/* $DLTRAIN_BIN when it is set and executable (through `make test`), else NULL. */
+const char *dl_test_bin(void);
+/* Runs the shell command `cmd`, its stdout (and stderr too when with_stderr,
+ * else discarded) into out, NUL-terminated; returns the exit code (-1: it did
+ * not exit normally). */
+int dl_test_run(const char *cmd, int with_stderr, char *out, size_t n);
 
 /* Every suite's constructor (tests/suites.h lists them). */
 #define DL_SUITE(name) Suite *suite_##name(void);
