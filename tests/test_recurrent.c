@@ -583,21 +583,11 @@ static void write_ids(const char *dir, const char *name, int n, unsigned seed) {
 /* A solver on net text `net` in dir (tests with test_iter 3 when `test`). */
 static dl_solver *lm_solver_net(const char *dir, const char *net, int test) {
   char solver[512];
-  char *net_path = dl_test_write(dir, "net.yaml", net);
   snprintf(solver, sizeof solver,
            "base_lr: 0.5\nmomentum: 0.9\nclip_gradients: 1\nseed: 7\nmax_iter: 100\n"
-           "test_iter: %d\naverage_loss: 4\nsnapshot_prefix: %s/lm\n",
-           test ? 3 : 0, dir);
-  char *solver_path = dl_test_write(dir, "solver.yaml", solver);
-  dl_solver_param p;
-  dl_diag_clear();
-  ck_assert_msg(dl_solver_param_load(solver_path, &p) == DL_OK, "%s", dl_diag_text());
-  dl_solver_opts o = {.net_path = net_path, .seed = -1, .gpu = -1, .quiet = 1};
-  dl_solver *s = NULL;
-  ck_assert_msg(dl_solver_create(&p, solver_path, &o, &s) == DL_OK, "%s", dl_diag_text());
-  free(net_path);
-  free(solver_path);
-  return s;
+           "test_iter: %d\naverage_loss: 4\n",
+           test ? 3 : 0);
+  return dl_test_solver(net, solver, dir, "lm");
 }
 
 static dl_solver *lm_solver(const char *dir, int batch) {

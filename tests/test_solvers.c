@@ -11,19 +11,7 @@
 #include "tests/testutil.h"
 
 static dl_solver *make_solver(const char *net_yaml, const char *solver_yaml, const char *dir) {
-  char *net_path = dl_test_write(dir, "net.yaml", net_yaml);
-  char full[2048];
-  snprintf(full, sizeof full, "%ssnapshot_prefix: %s/snap\n", solver_yaml, dir);
-  char *solver_path = dl_test_write(dir, "solver.yaml", full);
-  dl_solver_param p;
-  dl_diag_clear();
-  ck_assert_msg(dl_solver_param_load(solver_path, &p) == DL_OK, "%s", dl_diag_text());
-  dl_solver_opts o = {.net_path = net_path, .seed = -1, .gpu = -1, .quiet = 1};
-  dl_solver *s = NULL;
-  ck_assert_msg(dl_solver_create(&p, solver_path, &o, &s) == DL_OK, "%s", dl_diag_text());
-  free(net_path);
-  free(solver_path);
-  return s;
+  return dl_test_solver(net_yaml, solver_yaml, dir, "snap");
 }
 
 /* ---- the reference: Caffe's update rules, one weight, in double ----------- */

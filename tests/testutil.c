@@ -204,3 +204,20 @@ int dl_test_run(const char *cmd, int with_stderr, char *out, size_t n) {
   int status = pclose(p);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+dl_solver *dl_test_solver(const char *net_yaml, const char *solver_yaml, const char *dir,
+                          const char *prefix) {
+  char *net_path = dl_test_write(dir, "net.yaml", net_yaml);
+  char full[4096];
+  snprintf(full, sizeof full, "%ssnapshot_prefix: %s/%s\n", solver_yaml, dir, prefix);
+  char *solver_path = dl_test_write(dir, "solver.yaml", full);
+  dl_solver_param p;
+  dl_diag_clear();
+  ck_assert_msg(dl_solver_param_load(solver_path, &p) == DL_OK, "%s", dl_diag_text());
+  dl_solver_opts o = {.net_path = net_path, .seed = -1, .gpu = -1, .quiet = 1};
+  dl_solver *s = NULL;
+  ck_assert_msg(dl_solver_create(&p, solver_path, &o, &s) == DL_OK, "%s", dl_diag_text());
+  free(net_path);
+  free(solver_path);
+  return s;
+}

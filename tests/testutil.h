@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "solvers/solver.h"
 
 typedef struct {
   double step;       /* central-difference step (default 1e-2 on float32 data) */
@@ -54,6 +55,12 @@ const char *dl_test_bin(void);
  * else discarded) into out, NUL-terminated; returns the exit code (-1: it did
  * not exit normally). */
 int dl_test_run(const char *cmd, int with_stderr, char *out, size_t n);
+
+/* Writes net_yaml and solver_yaml to dir as net.yaml and solver.yaml and
+ * makes a quiet CPU solver from them (failing the test on any error);
+ * "snapshot_prefix: DIR/PREFIX" is added to the solver file. */
+dl_solver *dl_test_solver(const char *net_yaml, const char *solver_yaml, const char *dir,
+                          const char *prefix);
 
 /* Every suite's constructor (tests/suites.h lists them). */
 #define DL_SUITE(name) Suite *suite_##name(void);
