@@ -55,6 +55,39 @@ START_TEST(split_gemm_matches_reference) {
 }
 END_TEST
 
+/* Products with a few columns (N <= 128, a multiple of 16) and many rows go
+ * to oneDNN's matmul primitive (core/math_cpu.c: InnerProduct's forward with
+ * a small batch); the others, and alpha != 1 or beta != 0, to sgemm. Each at
+ * one and two threads (each thread then makes its own primitive). */
+START_TEST(skinny_gemm_matches_reference) {
+  static const int shapes[][3] = {
+      {600, 16, 300}, {700, 64, 129}, {513, 128, 64}, {600, 40, 300}, {200, 64, 300}};
+  for (int threads = 1; threads <= 2; threads++) {
+    dl_set_threads(threads);
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+      for (int scaled = 0; scaled < 2; scaled++) {
+        int M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+        float alpha = scaled ? 0.5f : 1.0f, beta = scaled ? 0.25f : 0.0f;
+        float *A = random_floats((size_t)M * K, 4), *B = random_floats((size_t)K * N, 5);
+        float *C = random_floats((size_t)M * N, 6), *R = malloc((size_t)M * N * sizeof *R);
+        memcpy(R, C, (size_t)M * N * sizeof *R);
+        for (int rep = 0; rep < 2; rep++) /* the second call reuses the primitive */
+          dl_gemm(0, 0, M, N, K, alpha, A, B, beta, C);
+        if (scaled) /* beta applied twice above */
+          naive_gemm(0, 0, M, N, K, alpha * (1 + beta), A, B, beta * beta, R);
+        else
+          naive_gemm(0, 0, M, N, K, alpha, A, B, beta, R);
+        for (size_t i = 0; i < (size_t)M * N; i++)
+          ck_assert_msg(fabsf(C[i] - R[i]) <= 1e-4f * (1 + sqrtf((float)K)),
+                        "%d threads, %d x %d x %d, alpha %g: [%zu] %g vs %g", threads, M, N, K,
+                        alpha, i, C[i], R[i]);
+        free(A), free(B), free(C), free(R);
+      }
+  }
+  dl_set_threads(1);
+}
+END_TEST
+
 /* Convolution forward and backward at 2 threads equal 1 thread's to rounding
  * (the K split of the weight gradient reorders a sum). */
 START_TEST(threaded_conv_matches_serial) {
@@ -155,6 +188,7 @@ Suite *suite_parallel(void) {
   TCase *tc = tcase_create("parallel");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, split_gemm_matches_reference);
+  tcase_add_test(tc, skinny_gemm_matches_reference);
   tcase_add_test(tc, threaded_conv_matches_serial);
   tcase_add_test(tc, threaded_layers_match_serial_bitwise);
   tcase_add_test(tc, all_finite_finds_nan_and_inf);

@@ -8,6 +8,7 @@
 
 #include "core/math.h"
 #include "core/rng.h"
+#include "layers/pooling.h"
 #include "tests/testutil.h"
 
 /* Builds a pooling layer on x (shape n x c x h x w, values set by the caller). */
@@ -233,6 +234,15 @@ static void run_pool_case(int ci) {
 START_TEST(pool_matches_brute_force) { run_pool_case(_i); }
 END_TEST
 
+/* The same cases on the portable path (the AVX-512 one runs above where the
+ * CPU has it). */
+START_TEST(pool_matches_brute_force_portable) {
+  dl_pooling_portable_only(1);
+  run_pool_case(_i);
+  dl_pooling_portable_only(0);
+}
+END_TEST
+
 /* Max pooling is piecewise linear: with values at least 0.05 apart and a
  * finite-difference step of 0.01, no perturbation changes which element wins. */
 static dl_blob *distinct_values(int n, int c, int h, int w) {
@@ -341,6 +351,8 @@ Suite *suite_pooling(void) {
   tcase_add_test(tc, pool_output_sizes);
   tcase_add_test(tc, pool_global);
   tcase_add_loop_test(tc, pool_matches_brute_force, 0,
+                      (int)(sizeof pool_cases / sizeof pool_cases[0]));
+  tcase_add_loop_test(tc, pool_matches_brute_force_portable, 0,
                       (int)(sizeof pool_cases / sizeof pool_cases[0]));
   tcase_add_test(tc, pool_gradcheck_max);
   tcase_add_test(tc, pool_gradcheck_ave);
