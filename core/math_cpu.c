@@ -267,7 +267,7 @@ double dl_sumsq(size_t n, const float *x) {
   return s;
 }
 
-int dl_all_finite(size_t n, const float *x) {
+DL_VCLONES int dl_all_finite(size_t n, const float *x) {
   /* NaN and infinity are the floats whose exponent bits are all ones. An
    * integer OR-reduction vectorizes (a float sum would be a serial chain). */
   uint32_t bad = 0;
