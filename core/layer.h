@@ -71,7 +71,7 @@ enum {
  * the next ones `stride` values apart, with the gradient `grad` (rows x cols,
  * contiguous); it returns 0 when a gradient value is not finite (training
  * then stops). `scratch` has DL_UPDATE_TILE floats for each pool thread. */
-#define DL_UPDATE_TILE 65536
+#define DL_UPDATE_TILE 131072 /* 512 KiB: FCN-S 123.5 -> 122 ms (2T) against 256 KiB */
 typedef struct dl_update_hook {
   int (*apply)(void *ctx, int param, size_t offset, int rows, int cols, size_t stride,
                const float *grad);
