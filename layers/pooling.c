@@ -310,17 +310,19 @@ __attribute__((target("avx512f"))) static inline void take_gt(__m512 v, __m512i 
   *arg = _mm512_mask_mov_epi32(*arg, gt, at);
 }
 
-/* max_rows_3x3s2 with AVX-512: 16 windows of a row at a time, their
- * candidates split out of two vectors of the input row by permutes. The same
- * candidates in the same raster order with the same strict >, so the same
- * results. Loads are whole vectors wherever they stay inside the plane (of
- * `plane` floats), running into the next rows, whose lanes are dropped; only
- * the last rows of a plane take masked loads, which are slow on Zen 5 when
- * the data comes from memory (AlexNet-R's pool1 at one thread: 25 ms with
- * masked loads throughout, 6 ms so, 20 ms for the portable version). */
-__attribute__((target("avx512f"))) static void max_rows_3x3s2_avx512(const float *x, int plane,
-                                                                     int w, int rows, int n, int ow,
-                                                                     float *y, int *mask) {
+/* Max pooling with stride 2 and a k x k window, k = 2 or 3, with AVX-512 (the
+ * portable versions: max_row_2x2, max_rows_3x3s2): the first `rows` output
+ * rows and `n` windows of each, all whole. 16 windows of a row at a time,
+ * their candidates split out of two vectors of an input row by permutes; the
+ * candidates in raster order with strict >, as max_window. Loads are whole
+ * vectors wherever they stay inside the plane (of `plane` floats), running
+ * into the next rows, whose lanes are dropped; only the last rows of a plane
+ * take masked loads, which are slow on Zen 5 when the data comes from memory
+ * (AlexNet-R's pool1 at one thread: 25 ms with masked loads throughout, 6 ms
+ * so, 20 ms for the portable version). */
+__attribute__((target("avx512f"))) static void max_rows_s2_avx512(const float *x, int plane, int w,
+                                                                  int k, int rows, int n, int ow,
+                                                                  float *y, int *mask) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512i next = _mm512_add_epi32(even, _mm512_set1_epi32(2)); /* lane 15: 32, see below */
@@ -331,7 +333,7 @@ __attribute__((target("avx512f"))) static void max_rows_3x3s2_avx512(const float
       __mmask16 kb = avail >= 32 ? 0xffff : avail > 16 ? (__mmask16)((1u << (avail - 16)) - 1) : 0;
       __m512 best = _mm512_setzero_ps();
       __m512i arg = _mm512_setzero_si512();
-      for (int r = 0; r < 3; r++) {
+      for (int r = 0; r < k; r++) {
         int at = (2 * oy + r) * w + c0;
         const float *row = x + at;
         __m512 a, b;
@@ -340,16 +342,17 @@ __attribute__((target("avx512f"))) static void max_rows_3x3s2_avx512(const float
         else
           a = _mm512_maskz_loadu_ps(ka, row), b = _mm512_maskz_loadu_ps(kb, row + 16);
         __m512 e = _mm512_permutex2var_ps(a, even, b), o = _mm512_permutex2var_ps(a, odd, b);
-        /* index 32 wraps to a[0]; the 16th window's third column is row[32] */
-        __m512 e1 = _mm512_permutex2var_ps(a, next, b);
-        if (m == 16) e1 = _mm512_mask_mov_ps(e1, 0x8000, _mm512_set1_ps(row[32]));
         __m512i pos = _mm512_add_epi32(even, _mm512_set1_epi32(at));
         if (r == 0)
           best = e, arg = pos;
         else
           take_gt(e, pos, &best, &arg);
         take_gt(o, _mm512_add_epi32(pos, _mm512_set1_epi32(1)), &best, &arg);
-        take_gt(e1, _mm512_add_epi32(pos, _mm512_set1_epi32(2)), &best, &arg);
+        if (k == 3) { /* index 32 wraps to a[0]; the 16th window's third column is row[32] */
+          __m512 e1 = _mm512_permutex2var_ps(a, next, b);
+          if (m == 16) e1 = _mm512_mask_mov_ps(e1, 0x8000, _mm512_set1_ps(row[32]));
+          take_gt(e1, _mm512_add_epi32(pos, _mm512_set1_epi32(2)), &best, &arg);
+        }
       }
       __mmask16 out = (__mmask16)((1u << m) - 1);
       _mm512_mask_storeu_ps(y + (size_t)oy * ow + j0, out, best);
@@ -359,7 +362,10 @@ __attribute__((target("avx512f"))) static void max_rows_3x3s2_avx512(const float
 #else
 void dl_pooling_portable_only(int on) { (void)on; }
 static int use_avx512(void) { return 0; }
-#define max_rows_3x3s2_avx512(x, plane, ...) max_rows_3x3s2(x, __VA_ARGS__)
+static void max_rows_s2_avx512(const float *x, int plane, int w, int k, int rows, int n, int ow,
+                               float *y, int *mask) {
+  (void)x, (void)plane, (void)w, (void)k, (void)rows, (void)n, (void)ow, (void)y, (void)mask;
+}
 #endif
 
 /* y = max over each window of one plane x (h, w), mask = where it is. Whole
@@ -371,15 +377,17 @@ static void max_plane(const pool_priv *s, const float *x, float *y, int *mask) {
   int s2 = s->kh == 3 && s->kw == 3 && s->sh == 2 && s->sw == 2 && !s->ph && !s->pw &&
            s->w >= 3 && s->h >= 3 && s->w <= S2_ROW_MAX;
   int wy = s2 ? imin((s->h - 3) / 2 + 1, s->oh) : 0, wx = s2 ? imin((s->w - 3) / 2 + 1, s->ow) : 0;
-  if (wy && use_avx512())
-    max_rows_3x3s2_avx512(x, s->h * s->w, s->w, wy, wx, s->ow, y, mask);
+  int vec = use_avx512();
+  if (wy && vec)
+    max_rows_s2_avx512(x, s->h * s->w, s->w, 3, wy, wx, s->ow, y, mask);
   else if (wy)
     max_rows_3x3s2(x, s->w, wy, wx, s->ow, y, mask);
+  if (fy && fx && vec) max_rows_s2_avx512(x, s->h * s->w, s->w, 2, fy, fx, s->ow, y, mask);
   for (int oy = 0; oy < s->oh; oy++, y += s->ow, mask += s->ow) {
     int ox = oy < wy ? wx : 0;
     if (oy < fy) {
       ox = fx;
-      max_row_2x2(x, s->w, 2 * oy, ox, y, mask);
+      if (!vec) max_row_2x2(x, s->w, 2 * oy, ox, y, mask);
     }
     for (; ox < s->ow; ox++)
       max_window(s, x, oy, ox, y + ox, mask + ox);

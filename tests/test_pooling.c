@@ -167,6 +167,7 @@ static const pool_case pool_cases[] = {
     {0, 2, 2, 2, 2, 0, 0, 8, 6, 0, 4, 3}, /* all fast path */
     {1, 2, 2, 2, 2, 0, 0, 7, 5, 0, 4, 3},
     {0, 2, 2, 2, 2, 1, 1, 6, 6, 0, 4, 4}, /* 2x2 stride 2 with pad: general path */
+    {0, 2, 2, 2, 2, 0, 0, 7, 71, 0, 4, 36}, /* 2x2 rows of 35 whole windows: 16 + 16 + 3 */
     {0, 3, 3, 1, 1, 1, 1, 5, 6, 0, 5, 6}, /* overlapping windows */
     {0, 3, 3, 2, 2, 0, 0, 32, 32, 1, 15, 15}, /* 3x3 stride 2 (AlexNet-R): the vector path */
     {0, 3, 3, 2, 2, 0, 0, 16, 17, 0, 8, 8},   /* the same with a clipped last row (ceil) */
