@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "core/device.h"
 #include "core/math.h"
+#include "core/mem.h"
 #include "io/plot.h"
 #include "layers/conv_onednn.h"
 #include "solvers/solver.h"
@@ -48,7 +50,13 @@ static void bench_usage(FILE *f) {
           "  --suite dlbench  run fcn_s, fcn_r, alexnet_s, alexnet_r and lstm at their CPU\n"
           "                   batch sizes for each thread count; print ms per mini-batch\n"
           "  --configs DIR    where the suite's nets are (default configs/dlbench)\n"
-          "  --plot FILE.png  with --suite: a line chart of ms per mini-batch against threads\n\n"
+          "  --plot FILE.png  with --suite: a line chart of ms per mini-batch against threads\n"
+          "  --gpu N          run on GPU N (a GPU build; ./dltrain hands over to dltrain-gpu):\n"
+          "                   the GPU is waited for after each layer and iteration, and the\n"
+          "                   device memory is reported (peak of dltrain's buffers, and all\n"
+          "                   in use on the GPU); with --suite one column for the GPU\n"
+          "  --gpu-batches    with --suite --gpu: the study's GPU batch sizes (FCN-S 1024,\n"
+          "                   FCN-R 4096, AlexNet-S 128, AlexNet-R 1024, LSTM 1024)\n\n"
           "Layer times add up to the mean iteration; the rest is the solver update. GF/s\n"
           "counts the GEMM-like work (Convolution, InnerProduct, LSTM, RNN) only.\n");
 }
@@ -60,6 +68,8 @@ typedef struct {
   int iterations, warmup; /* -1: the default */
   int batch;              /* 0: the nets' own */
   int peak, peak_size;
+  int gpu;         /* -1: the CPU */
+  int gpu_batches; /* --suite --gpu: the study's GPU batch sizes */
   dl_phase phase;
   int nthreads, threads[MAX_THREAD_LIST]; /* none given: all cores (suite: 1, 2, 4, ...) */
 } bench_args;
@@ -96,7 +106,8 @@ static int parse_threads(const char *value, bench_args *a) {
 
 /* 0: run; -1: --help printed; else a usage exit code. */
 static int parse_args(int argc, char **argv, bench_args *a) {
-  *a = (bench_args){.iterations = -1, .warmup = -1, .peak_size = 2048, .phase = DL_TRAIN};
+  *a =
+      (bench_args){.iterations = -1, .warmup = -1, .peak_size = 2048, .gpu = -1, .phase = DL_TRAIN};
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i];
     int64_t v;
@@ -106,6 +117,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
       return -1;
     } else if (!strcmp(o, "--peak")) {
       a->peak = 1;
+      continue;
+    } else if (!strcmp(o, "--gpu-batches")) {
+      a->gpu_batches = 1;
       continue;
     } else if (o[0] == '-' && !has_value) {
       return usage_error("unexpected argument '%s' (or it needs a value)", o);
@@ -117,6 +131,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     } else if (!strcmp(o, "--batch")) {
       if (!cmd_parse_int(o, val, 1, MAX_BATCH, &v)) return DL_EUSAGE;
       a->batch = (int)v;
+    } else if (!strcmp(o, "--gpu")) {
+      if (!cmd_parse_int(o, val, 0, 63, &v)) return DL_EUSAGE;
+      a->gpu = (int)v;
     } else if (!strcmp(o, "--peak-size")) {
       if (!cmd_parse_int(o, val, 16, 16384, &v)) return DL_EUSAGE;
       a->peak_size = (int)v;
@@ -154,6 +171,12 @@ static int parse_args(int argc, char **argv, bench_args *a) {
   if (!a->suite && a->nthreads > 1)
     return usage_error("--threads: several thread counts only go with --suite");
   if (a->phase == DL_TEST && a->solver) return usage_error("--solver: --phase test runs no solver");
+  if (a->gpu >= 0 && a->peak)
+    return usage_error("--peak measures the CPU's sgemm rate; it does not go with --gpu");
+  if (a->gpu >= 0 && a->plot)
+    return usage_error("--plot draws CPU thread scaling; it does not go with --gpu");
+  if (a->gpu_batches && !(a->suite && a->gpu >= 0))
+    return usage_error("--gpu-batches only goes with --suite dlbench --gpu N");
   if (!a->suite && !a->net && !a->peak) {
     bench_usage(stderr);
     return DL_EUSAGE;
@@ -237,6 +260,7 @@ typedef struct {
   size_t history_bytes;
   double *t; /* (iterations) ms, sorted once timed */
   double median, mean, flops, rss;
+  double gpu_peak, gpu_in_use; /* MiB: dltrain's device buffers at most; all in use on the GPU */
 } bench_run;
 
 /* Gradients of weights updated during backward are never stored. */
@@ -252,9 +276,12 @@ static size_t plan_bytes(const bench_run *r) {
 static dl_status open_net(const bench_args *a, const char *path, int threads, bench_run *r) {
   *r = (bench_run){0};
   dl_status st;
+  dl_mem_device_peak_reset(); /* each net's own peak */
   if (a->phase == DL_TEST) {
     dl_set_threads(threads);
-    r->ctx = (dl_ctx){.seed = 1, .threads = dl_get_threads(), .batch = a->batch};
+    if (a->gpu >= 0 && (st = dl_gpu_require(a->gpu))) return st;
+    r->ctx =
+        (dl_ctx){.seed = 1, .threads = dl_get_threads(), .batch = a->batch, .gpu = a->gpu >= 0};
     st = dl_net_from_file(path, DL_TEST, &r->ctx, &r->net);
   } else {
     dl_solver_param p;
@@ -268,7 +295,7 @@ static dl_status open_net(const bench_args *a, const char *path, int threads, be
     p.test_interval = 0;
     dl_solver_opts o = {.net_path = path,
                         .seed = 1,
-                        .gpu = -1,
+                        .gpu = a->gpu,
                         .threads = threads,
                         .batch = a->batch,
                         .metrics_path = "/dev/null",
@@ -323,17 +350,21 @@ static double net_flops(const dl_net *net) {
 
 static dl_status time_net(const bench_args *a, bench_run *r) {
   dl_status st = DL_OK;
+  int gpu = a->gpu >= 0;
   for (int i = 0; i < a->warmup && !st; i++)
-    st = step(r);
+    if (!(st = step(r)) && gpu) st = dl_gpu_sync();
   r->net->timing = 1;
   double total = 0;
   for (int i = 0; i < a->iterations && !st; i++) {
     double t0 = now_s();
     st = step(r);
+    if (!st && gpu) st = dl_gpu_sync(); /* the iteration ends when the GPU is done */
     total += r->t[i] = 1e3 * (now_s() - t0);
+    if (gpu) r->gpu_in_use = fmax(r->gpu_in_use, mib((double)dl_gpu_memory_in_use()));
   }
   r->net->timing = 0;
   if (st) return st;
+  r->gpu_peak = mib((double)dl_mem_device_bytes_peak());
   qsort(r->t, (size_t)a->iterations, sizeof *r->t, by_value);
   r->median = r->t[a->iterations / 2];
   r->mean = total / a->iterations;
@@ -428,6 +459,9 @@ static void write_json(FILE *f, const bench_args *a, const bench_run *r, double 
   if (peak > 0)
     fprintf(f, ", \"sgemm_peak_gflops\": %.2f, \"peak_fraction\": %.4f", peak,
             gflops(r->flops, r->median) / peak);
+  if (a->gpu >= 0)
+    fprintf(f, ", \"gpu\": %d, \"peak_gpu_mb\": %.1f, \"gpu_in_use_mb\": %.1f", a->gpu, r->gpu_peak,
+            r->gpu_in_use);
   fprintf(f, "}\n");
 }
 
@@ -466,6 +500,7 @@ static int bench_one(const bench_args *a) {
   if (!st) st = open_net(a, a->net, threads, &r);
   if (!st) {
     thread_label(dl_get_threads(), tl, sizeof tl);
+    if (a->gpu >= 0) printf("%s\n", dl_gpu_startup_line());
     printf("net %s (%s), %s phase%s, batch %d, %s, %d timed iterations after %d warm-up\n",
            r.net->name, a->net, a->phase == DL_TEST ? "test" : "train",
            a->phase == DL_TEST ? " (forward passes only)" : "", dl_net_batch_size(r.net), tl,
@@ -481,6 +516,10 @@ static int bench_one(const bench_args *a) {
            "peak RSS %.1f MiB (plan %.1f MiB)\n",
            r.median, r.t[0], r.t[a->iterations - 1], 1e3 * batch / r.median,
            gflops(r.flops, r.median), r.rss, mib((double)plan_bytes(&r)));
+    if (a->gpu >= 0)
+      printf("device memory: peak %.1f MiB of dltrain's buffers; %.1f MiB in use on the GPU "
+             "(with the CUDA context and the libraries' workspaces)\n",
+             r.gpu_peak, r.gpu_in_use);
     fflush(stdout);
   }
   if (!st && a->peak && !(st = sgemm_peak(a->peak_size, &peak)))
@@ -498,11 +537,16 @@ static int bench_one(const bench_args *a) {
 /* ---- the DLBench suite ----------------------------------------------------- */
 
 static const char *const suite_nets[] = {"fcn_s", "fcn_r", "alexnet_s", "alexnet_r", "lstm"};
+/* The study's GPU batch sizes (../shared/dlbench.md), for --gpu-batches. */
+static const int suite_gpu_batches[] = {1024, 4096, 128, 1024, 1024};
 #define NSUITE (int)(sizeof suite_nets / sizeof suite_nets[0])
+_Static_assert(sizeof suite_gpu_batches / sizeof suite_gpu_batches[0] == NSUITE,
+               "a GPU batch size for each suite net");
 
 typedef struct {
   int batch;
   double median, min, max, gflop, rss, plan;
+  double gpu_peak; /* MiB, with --gpu */
 } suite_cell;
 
 /* 1, 2, 4, ... below the core count, then the core count. */
@@ -515,16 +559,24 @@ static void default_threads(bench_args *a) {
   a->threads[a->nthreads++] = (int)cores;
 }
 
+/* The suite's column j: a thread count, or the GPU. */
+static void column_label(const bench_args *a, int j, char *buf, size_t n) {
+  if (a->gpu >= 0)
+    snprintf(buf, n, "GPU %d", a->gpu);
+  else
+    thread_label(a->threads[j], buf, n);
+}
+
 static void print_suite_table(const bench_args *a, const suite_cell *cells, const double *peaks) {
   char h[32];
   printf("\nDLBench: ms per mini-batch (median of %d iterations after %d warm-up), %s phase\n",
          a->iterations, a->warmup, a->phase == DL_TEST ? "test (forward only)" : "train");
   printf("%-10s %6s", "net", "batch");
   for (int j = 0; j < a->nthreads; j++) {
-    thread_label(a->threads[j], h, sizeof h);
+    column_label(a, j, h, sizeof h);
     printf(" %11s", h);
   }
-  printf(" %9s %9s\n", "peak MiB", "plan MiB");
+  printf(" %9s %9s%s\n", "peak MiB", "plan MiB", a->gpu >= 0 ? "   GPU MiB" : "");
   for (int n = 0; n < NSUITE; n++) {
     const suite_cell *row = cells + (size_t)n * (size_t)a->nthreads;
     double rss = 0;
@@ -533,7 +585,9 @@ static void print_suite_table(const bench_args *a, const suite_cell *cells, cons
       printf(row[j].median < 10 ? " %11.3f" : " %11.1f", row[j].median);
       rss = fmax(rss, row[j].rss);
     }
-    printf(" %9.1f %9.1f\n", rss, row[0].plan);
+    printf(" %9.1f %9.1f", rss, row[0].plan);
+    if (a->gpu >= 0) printf(" %9.1f", row[0].gpu_peak);
+    printf("\n");
   }
   if (!peaks) return;
   printf("\nGFLOP/s over the iteration (%% of the sgemm peak at that thread count)\n");
@@ -562,8 +616,10 @@ static void write_suite_json(FILE *f, const bench_args *a, const char *dir, cons
                              const double *peaks) {
   fprintf(f, "{\"suite\": \"dlbench\", \"configs\": ");
   json_str(f, dir);
-  fprintf(f, ", \"phase\": \"%s\", \"iterations\": %d, \"warmup\": %d, \"threads\": [",
+  fprintf(f, ", \"phase\": \"%s\", \"iterations\": %d, \"warmup\": %d, ",
           a->phase == DL_TEST ? "test" : "train", a->iterations, a->warmup);
+  if (a->gpu >= 0) fprintf(f, "\"gpu\": %d, ", a->gpu);
+  fprintf(f, "\"threads\": [");
   for (int j = 0; j < a->nthreads; j++)
     fprintf(f, "%s%d", j ? ", " : "", a->threads[j]);
   fprintf(f, "]");
@@ -580,9 +636,11 @@ static void write_suite_json(FILE *f, const bench_args *a, const char *dir, cons
       fprintf(f,
               "%s{\"net\": \"%s\", \"threads\": %d, \"batch\": %d, \"median_ms\": %.4f, "
               "\"min_ms\": %.4f, \"max_ms\": %.4f, \"gflop\": %.6f, \"peak_rss_mb\": %.1f, "
-              "\"plan_mb\": %.1f}",
+              "\"plan_mb\": %.1f",
               n || j ? ", " : "", suite_nets[n], a->threads[j], c->batch, c->median, c->min, c->max,
               c->gflop, c->rss, c->plan);
+      if (a->gpu >= 0) fprintf(f, ", \"peak_gpu_mb\": %.1f", c->gpu_peak);
+      fprintf(f, "}");
     }
   fprintf(f, "]}\n");
 }
@@ -623,6 +681,10 @@ static dl_status write_suite_plot(const bench_args *a, const suite_cell *cells) 
 static int bench_suite(bench_args *a) {
   const char *dir = a->configs ? a->configs : "configs/dlbench";
   if (!a->nthreads) default_threads(a);
+  if (a->gpu >= 0) { /* one column: the GPU, its host side at the first thread count */
+    if (a->nthreads > 1) a->threads[0] = a->threads[a->nthreads - 1];
+    a->nthreads = 1;
+  }
   suite_cell *cells = calloc((size_t)NSUITE * (size_t)a->nthreads, sizeof *cells);
   double peaks[MAX_THREAD_LIST];
   FILE *json = NULL;
@@ -657,7 +719,10 @@ static int bench_suite(bench_args *a) {
       bench_run r = {0};
       suite_cell *c = cells + (size_t)n * (size_t)a->nthreads + j;
       reset_peak_rss(); /* each net's own peak, not the largest so far */
-      st = open_net(a, path, a->threads[j], &r);
+      bench_args net_args = *a;
+      if (a->gpu_batches) net_args.batch = suite_gpu_batches[n];
+      st = open_net(&net_args, path, a->threads[j], &r);
+      if (!st && a->gpu >= 0 && n == 0) printf("%s\n", dl_gpu_startup_line());
       if (!st) st = time_net(a, &r);
       if (!st) {
         *c = (suite_cell){.batch = dl_net_batch_size(r.net),
@@ -666,9 +731,10 @@ static int bench_suite(bench_args *a) {
                           .max = r.t[a->iterations - 1],
                           .gflop = r.flops * 1e-9,
                           .rss = r.rss,
-                          .plan = mib((double)plan_bytes(&r))};
+                          .plan = mib((double)plan_bytes(&r)),
+                          .gpu_peak = r.gpu_peak};
         char tl[32];
-        thread_label(a->threads[j], tl, sizeof tl);
+        column_label(a, j, tl, sizeof tl);
         printf("%-10s %s, batch %d: median %.3f ms (min %.3f, max %.3f), %.0f samples/s, "
                "%.1f GFLOP/s, peak RSS %.1f MiB (plan %.1f MiB)\n",
                suite_nets[n], tl, c->batch, c->median, c->min, c->max, 1e3 * c->batch / c->median,
@@ -691,5 +757,9 @@ int cmd_bench(int argc, char **argv) {
   bench_args a;
   int rc = parse_args(argc, argv, &a);
   if (rc) return rc < 0 ? 0 : rc;
+  if (a.gpu >= 0) { /* before any output: the CPU-only build hands over to dltrain-gpu here */
+    dl_status st = dl_gpu_require(a.gpu);
+    if (st) return cmd_fail(st);
+  }
   return a.suite ? bench_suite(&a) : bench_one(&a);
 }

@@ -62,4 +62,5 @@ dl_status dl_gpu_require(int id) {
 const char *dl_gpu_startup_line(void) { return ""; }
 dl_status dl_gpu_error(void) { return DL_OK; }
 dl_status dl_gpu_sync(void) { return DL_OK; }
+size_t dl_gpu_memory_in_use(void) { return 0; }
 #endif

@@ -33,6 +33,10 @@ const char *dl_gpu_startup_line(void);
 dl_status dl_gpu_error(void);
 /* Waits for the GPU's queued work; returns the first failure, if any. */
 dl_status dl_gpu_sync(void);
+/* Bytes in use on the current GPU by every user (cudaMemGetInfo: this
+ * process's context, libraries' workspaces and buffers, and other processes);
+ * 0 without a GPU context. */
+size_t dl_gpu_memory_in_use(void);
 
 #ifdef __cplusplus
 }

@@ -87,6 +87,15 @@ extern "C" dl_status dl_gpu_sync(void) {
   return g.error;
 }
 
+extern "C" size_t dl_gpu_memory_in_use(void) {
+  size_t free_bytes = 0, total = 0;
+  if (g.id < 0 || cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+    cudaGetLastError(); /* a query: its failure is not the run's */
+    return 0;
+  }
+  return total - free_bytes;
+}
+
 // ---- queries ---------------------------------------------------------------
 
 static void split_version(int v, int *major, int *minor) { // CUDA's 1000 * major + 10 * minor

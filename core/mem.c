@@ -12,7 +12,7 @@
 #include "core/gpu.h"
 #endif
 
-static size_t bytes_allocated, device_bytes_allocated;
+static size_t bytes_allocated, device_bytes_allocated, device_bytes_peak;
 
 /* Host buffers of 2 MiB and more are mapped on 2 MiB boundaries and asked to
  * be backed by huge pages (Debian's transparent huge pages are in "madvise"
@@ -145,6 +145,8 @@ const float *dl_mem_host(dl_mem *m) { return to_host(m, 0); }
 float *dl_mem_host_mut(dl_mem *m) { return to_host(m, 1); }
 size_t dl_mem_bytes_allocated(void) { return bytes_allocated; }
 size_t dl_mem_device_bytes_allocated(void) { return device_bytes_allocated; }
+size_t dl_mem_device_bytes_peak(void) { return device_bytes_peak; }
+void dl_mem_device_peak_reset(void) { device_bytes_peak = device_bytes_allocated; }
 
 #ifdef DL_GPU
 
@@ -153,6 +155,7 @@ static dl_status owner_alloc_device(dl_mem *o) {
   o->device = dl_mem_gpu_alloc(o->count ? o->count : 1);
   if (!o->device) return dl_gpu_error() ? dl_gpu_error() : DL_ENOMEM;
   device_bytes_allocated += o->count * sizeof(float);
+  if (device_bytes_allocated > device_bytes_peak) device_bytes_peak = device_bytes_allocated;
   return DL_OK;
 }
 

@@ -63,6 +63,8 @@ float *dl_mem_device_mut(dl_mem *m);   /* fresh device copy; marks device as the
  * DL_EDEVICE with a diagnostic on failure. */
 dl_status dl_mem_reserve_device(dl_mem *m);
 size_t dl_mem_device_bytes_allocated(void); /* total device bytes held by owners now */
+size_t dl_mem_device_bytes_peak(void);      /* the most held at once since the last reset */
+void dl_mem_device_peak_reset(void);        /* the peak starts again from what is held now */
 
 #ifdef __cplusplus
 }

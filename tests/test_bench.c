@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/device.h"
 #include "core/net.h"
 #include "io/plot.h"
 #include "tests/testutil.h"
@@ -310,6 +311,10 @@ START_TEST(bench_usage_errors_exit_2) {
       {"bench net.yaml --peak-size 1", "--peak-size expects an integer"},
       {"bench net.yaml --frobnicate 3", "unexpected argument '--frobnicate'"},
       {"bench net.yaml --json", "needs a value"},
+      {"bench net.yaml --gpu -1", "--gpu expects an integer"},
+      {"bench net.yaml --gpu 0 --peak", "does not go with --gpu"},
+      {"bench --suite dlbench --gpu 0 --plot a.png", "does not go with --gpu"},
+      {"bench net.yaml --gpu-batches", "only goes with --suite dlbench --gpu N"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     ck_assert_msg(run(cases[i].args, out, sizeof out) == 2, "%s: %s", cases[i].args, out);
@@ -318,6 +323,37 @@ START_TEST(bench_usage_errors_exit_2) {
   /* A suite folder without the five nets: a config error before anything runs. */
   ck_assert_int_eq(run("bench --suite dlbench --configs /nonexistent-dir", out, sizeof out), 3);
   ck_assert_ptr_nonnull(strstr(out, "/nonexistent-dir/fcn_s.yaml"));
+}
+END_TEST
+
+/* ---- --gpu -------------------------------------------------------------------- */
+
+/* Without a GPU (CI, this machine): one line saying so and the device exit
+ * code (6), before any other output, for a net and for the suite. With one:
+ * the per-layer table and the device memory line (the rest of the GPU code is
+ * checked by tests/test_gpu.c). */
+START_TEST(bench_gpu_without_a_gpu_says_so) {
+  NEED_BIN();
+  char dir[64], args[1000];
+  dl_test_tmpdir(dir, sizeof dir);
+  char *net = dl_test_write(dir, "net.yaml", tiny_net);
+  snprintf(args, sizeof args, "bench %s --gpu 0 --iterations 2 --warmup 1 --threads 1", net);
+  int rc = run(args, out, sizeof out);
+  if (dl_gpu_count() > 0) {
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_msg(strstr(out, "device memory: peak") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "iteration: median") != NULL, "%s", out);
+  } else {
+    printf("bench --gpu without a GPU: %s", out);
+    ck_assert_msg(rc == 6, "rc %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "GPU 0 requested") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "iteration") == NULL, "%s", out);
+    ck_assert_int_eq(run("bench --suite dlbench --gpu 0 --gpu-batches", out, sizeof out), 6);
+    ck_assert_msg(strstr(out, "GPU 0 requested") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "DLBench suite") == NULL, "nothing before the error: %s", out);
+  }
+  free(net);
+  dl_test_rmdir(dir);
 }
 END_TEST
 
@@ -471,6 +507,7 @@ Suite *suite_bench(void) {
   tcase_add_test(tc, bench_peak_prints_gflops);
   tcase_add_test(tc, bench_suite_table_json_and_plot);
   tcase_add_test(tc, bench_usage_errors_exit_2);
+  tcase_add_test(tc, bench_gpu_without_a_gpu_says_so);
   tcase_add_test(tc, compare_sh_runs_with_a_stand_in_peer);
   tcase_add_test(tc, plot_text_renders_inside_its_box);
   tcase_add_test(tc, plot_line_sets_its_endpoints);
