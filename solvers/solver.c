@@ -115,11 +115,6 @@ dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
     fprintf(s->log, "%s\n", dl_gpu_startup_line());
     dl_net_report_cpu_layers(s->train, s->log);
     dl_net_report_cpu_layers(s->test, s->log);
-    if (!dl_solver_update_on_gpu(s))
-      fprintf(s->log,
-              "GPU mode: the %s update has no GPU kernel yet: it runs on the host (weights, "
-              "gradients and history are copied every iteration)\n",
-              dl_solver_type_names[s->param.type]);
   }
   const char *mpath = opts->metrics_path;
   char buf[DL_STR_MAX + 32];

@@ -149,9 +149,10 @@ void dl_solver_gpu_free(dl_solver *s);
 void dl_solver_gpu_loss_begin(dl_solver *s);         /* the iteration's loss sum = 0 */
 void dl_solver_gpu_loss_add(dl_solver *s);           /* += the train net's loss */
 void dl_solver_gpu_loss_end(dl_solver *s, int slot); /* window[slot] = sum / iter_size */
-/* The fused SGD step over all learned parameters; non-finite gradients mark
+/* The solver type's step over all learned parameters in one kernel (corr:
+ * Adam's bias correction, 0 for the other types); non-finite gradients mark
  * the iteration as diverged. */
-void dl_solver_gpu_sgd(dl_solver *s, float lr, float scale);
+void dl_solver_gpu_update(dl_solver *s, float lr, float scale, float corr);
 /* Waits for the GPU; *bad_iter = 1 + the first iteration whose loss or
  * gradient was not finite, 0 if none. */
 dl_status dl_solver_gpu_diverged(dl_solver *s, int64_t *bad_iter);

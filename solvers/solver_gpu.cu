@@ -1,4 +1,4 @@
-// The solver's GPU mode (solvers/solver.h): the fused SGD update over the
+// The solver's GPU mode (solvers/solver.h): the fused update of each solver type over the
 // flat buffers, and the loss and divergence bookkeeping kept on the device so
 // that an iteration never waits for the GPU unless its loss is displayed.
 #include <math.h>
@@ -7,6 +7,7 @@
 #include "core/gpu.h"
 #include "core/math_gpu.h"
 #include "solvers/solver.h"
+#include "solvers/update_rule.h"
 
 // A run of at most CHUNK floats of one learned parameter blob: the fused
 // kernel's unit of work (a block takes whole chunks, so each knows its blob's
@@ -27,28 +28,52 @@ struct dl_solver_gpu {
 };
 
 typedef struct {
-  float lr, scale, weight_decay, mom;
-  int l1;
+  float lr, scale, weight_decay, mom, mom2, delta, rms_decay;
+  float corr;    // adam, adamw: the bias correction sqrt(1 - b2^t) / (1 - b1^t)
+  int l1;        // L1 regularization (else L2)
+  int decoupled; // adamw: the decay comes off the weights, not through the gradient
+  size_t total;  // floats per history slot: slot 1 starts there
   unsigned long long iter1; // the iteration + 1, for the divergence flag
-} sgd_args;
+} update_args;
 
-// v = mom v + rate (g scale + l2 w + l1 sign(w));  w -= v, per element, with
-// rate = lr lr_mult and the decay weight_decay decay_mult of the chunk's blob
-// (the host code's arithmetic, in the same order).
-__global__ static void sgd_kernel(const chunk *chunks, int nchunks, const float *mults, sgd_args a,
-                                  float *w, const float *g, float *v, unsigned long long *bad) {
+template <int TYPE> __device__ static void apply_rule(const dl_upd *u, float *w, float g, float *h0,
+                                                     float *h1) {
+  switch (TYPE) {
+  case DL_SOLVER_SGD: dl_rule_sgd(u, w, g, h0, h1); break;
+  case DL_SOLVER_NESTEROV: dl_rule_nesterov(u, w, g, h0, h1); break;
+  case DL_SOLVER_ADAGRAD: dl_rule_adagrad(u, w, g, h0, h1); break;
+  case DL_SOLVER_RMSPROP: dl_rule_rmsprop(u, w, g, h0, h1); break;
+  case DL_SOLVER_ADADELTA: dl_rule_adadelta(u, w, g, h0, h1); break;
+  default: dl_rule_adam(u, w, g, h0, h1); break; // adam, adamw
+  }
+}
+
+// The solver type's rule (solvers/update_rule.h, the host code's arithmetic in
+// the same order) on every learned value, with rate = lr lr_mult and the decay
+// weight_decay decay_mult of the chunk's blob (as blob_upd in
+// solvers/solver_update.c). Non-finite gradients flag the iteration.
+template <int TYPE>
+__global__ static void update_kernel(const chunk *chunks, int nchunks, const float *mults,
+                                     update_args a, float *w, const float *g, float *h,
+                                     unsigned long long *bad) {
+  const int two_slots = TYPE == DL_SOLVER_ADADELTA || TYPE == DL_SOLVER_ADAM ||
+                        TYPE == DL_SOLVER_ADAMW;
   for (int c = blockIdx.x; c < nchunks; c += gridDim.x) {
     chunk ch = chunks[c];
     float rate = a.lr * mults[2 * ch.blob], decay = a.weight_decay * mults[2 * ch.blob + 1];
-    float l2 = a.l1 ? 0.0f : decay, l1 = a.l1 ? decay : 0.0f;
+    dl_upd u;
+    u.scale = a.scale;
+    u.rate = rate;
+    u.l2 = !a.decoupled && !a.l1 ? decay : 0.0f;
+    u.l1 = !a.decoupled && a.l1 ? decay : 0.0f;
+    u.wd = a.decoupled ? rate * decay : 0.0f;
+    u.mom = a.mom, u.mom2 = a.mom2, u.delta = a.delta, u.rms_decay = a.rms_decay;
+    u.adam_rate = rate * a.corr;
     for (int i = threadIdx.x; i < ch.n; i += blockDim.x) {
       size_t k = ch.start + (size_t)i;
-      float wk = w[k], gk = g[k];
+      float gk = g[k];
       if (!isfinite(gk) && *(volatile unsigned long long *)bad == 0) atomicCAS(bad, 0ull, a.iter1);
-      float r = gk * a.scale + l2 * wk + l1 * (float)((wk > 0) - (wk < 0));
-      float vk = a.mom * v[k] + rate * r;
-      v[k] = vk;
-      w[k] = wk - vk;
+      apply_rule<TYPE>(&u, &w[k], gk, &h[k], two_slots ? &h[a.total + k] : NULL);
     }
   }
 }
@@ -132,23 +157,43 @@ extern "C" void dl_solver_gpu_loss_end(dl_solver *s, int slot) {
   CHECK_LAUNCH();
 }
 
-extern "C" void dl_solver_gpu_sgd(dl_solver *s, float lr, float scale) {
+template <int TYPE>
+static void launch_update(const dl_solver_gpu *d, const update_args &a, float *w, const float *g,
+                          float *h) {
+  int blocks = d->nchunks < DL_GPU_MAX_BLOCKS ? d->nchunks : DL_GPU_MAX_BLOCKS;
+  update_kernel<TYPE><<<blocks, DL_GPU_THREADS, 0, dl_gpu_stream()>>>(d->chunks, d->nchunks,
+                                                                      d->mults, a, w, g, h, d->bad);
+}
+
+extern "C" void dl_solver_gpu_update(dl_solver *s, float lr, float scale, float corr) {
   dl_solver_gpu *d = s->gpu;
   dl_net *net = s->train;
   if (!d->nchunks) return;
-  float *w = dl_mem_device_mut(net->flat_data), *v = dl_mem_device_mut(s->history);
+  float *w = dl_mem_device_mut(net->flat_data), *h = dl_mem_device_mut(s->history);
   const float *g = dl_mem_device(net->flat_diff);
-  if (!w || !v || !g) return;
+  if (!w || !h || !g) return;
   const dl_solver_param *p = &s->param;
-  sgd_args a = {lr,
-                scale,
-                p->weight_decay,
-                p->momentum,
-                p->regularization == DL_REG_L1,
-                (unsigned long long)s->iter + 1};
-  int blocks = d->nchunks < DL_GPU_MAX_BLOCKS ? d->nchunks : DL_GPU_MAX_BLOCKS;
-  sgd_kernel<<<blocks, DL_GPU_THREADS, 0, dl_gpu_stream()>>>(d->chunks, d->nchunks, d->mults, a, w,
-                                                             g, v, d->bad);
+  update_args a = {lr,
+                   scale,
+                   p->weight_decay,
+                   p->momentum,
+                   p->momentum2,
+                   p->delta,
+                   p->rms_decay,
+                   corr,
+                   p->regularization == DL_REG_L1,
+                   p->type == DL_SOLVER_ADAMW,
+                   net->param_count,
+                   (unsigned long long)s->iter + 1};
+  switch (p->type) {
+  case DL_SOLVER_SGD: launch_update<DL_SOLVER_SGD>(d, a, w, g, h); break;
+  case DL_SOLVER_NESTEROV: launch_update<DL_SOLVER_NESTEROV>(d, a, w, g, h); break;
+  case DL_SOLVER_ADAGRAD: launch_update<DL_SOLVER_ADAGRAD>(d, a, w, g, h); break;
+  case DL_SOLVER_RMSPROP: launch_update<DL_SOLVER_RMSPROP>(d, a, w, g, h); break;
+  case DL_SOLVER_ADADELTA: launch_update<DL_SOLVER_ADADELTA>(d, a, w, g, h); break;
+  case DL_SOLVER_ADAM: launch_update<DL_SOLVER_ADAM>(d, a, w, g, h); break;
+  default: launch_update<DL_SOLVER_ADAMW>(d, a, w, g, h); break;
+  }
   CHECK_LAUNCH();
 }
 

@@ -11,6 +11,7 @@
 #include "core/parallel.h"
 #include "core/vmath.h"
 #include "solvers/solver.h"
+#include "solvers/update_rule.h"
 
 #ifdef DL_GPU
 #include "core/math_gpu.h"
@@ -19,103 +20,36 @@
 /* What one blob's pass needs. Passed by value: the loops then read locals
  * that stores through `w` or the history cannot change, so nothing is
  * reloaded per element and the loops vectorize. */
-typedef struct {
-  float scale;  /* 1 / iter_size, times the clipping factor */
-  float rate;   /* lr * lr_mult */
-  float l2, l1; /* weight_decay * decay_mult added to the gradient; one is 0 */
-  float wd;     /* adamw: rate * weight_decay * decay_mult, taken off w directly */
-  float mom, mom2, delta, rms_decay;
-  float adam_rate; /* adam, adamw: rate * bias correction (float, as Caffe) */
-} upd;
+typedef dl_upd upd;
 
 /* h1 is the second history slot of the blob (NULL for one-slot types). */
 typedef void (*upd_fn)(upd u, size_t n, float *restrict w, const float *restrict g,
                        float *restrict h0, float *restrict h1);
 
-/* The regularized gradient. L2 and L1 as two coefficients, one of them 0,
- * keep the loops free of branches (and vectorizable). */
-DL_VINLINE float reg_grad(const upd *u, float g, float w) {
-  return g * u->scale + u->l2 * w + u->l1 * (float)((w > 0) - (w < 0));
-}
-
-/* The rules below are compiled for AVX-512 and AVX2 besides the baseline
- * (DL_VCLONES; the same IEEE operations, so the same bits). They are
- * memory-bound, but with 4-wide SSE one core streamed an SGD update at 33
- * GB/s against 65 with AVX-512 here (Zen 5): FCN-S's first layer's backward,
- * updating during backward, 40 -> 35 ms at 2 threads. */
-
-/* v = mom v + rate g;  w -= v */
-DL_VCLONES static void sgd(upd u, size_t n, float *restrict w, const float *restrict g,
-                           float *restrict v, float *restrict unused) {
-  (void)unused;
-  for (size_t i = 0; i < n; i++) {
-    v[i] = u.mom * v[i] + u.rate * reg_grad(&u, g[i], w[i]);
-    w[i] -= v[i];
+/* The rules (solvers/update_rule.h) over n values, compiled for AVX-512 and
+ * AVX2 besides the baseline (DL_VCLONES; the same IEEE operations, so the
+ * same bits). They are memory-bound, but with 4-wide SSE one core streamed an
+ * SGD update at 33 GB/s against 65 with AVX-512 here (Zen 5): FCN-S's first
+ * layer's backward, updating during backward, 40 -> 35 ms at 2 threads. */
+#define ONE_SLOT_LOOP(name, rule)                                                                  \
+  DL_VCLONES static void name(upd u, size_t n, float *restrict w, const float *restrict g,         \
+                              float *restrict h0, float *restrict h1) {                            \
+    (void)h1;                                                                                      \
+    for (size_t i = 0; i < n; i++)                                                                 \
+      rule(&u, &w[i], g[i], &h0[i], NULL);                                                         \
   }
-}
-
-/* v' = mom v + rate g;  w -= (1 + mom) v' - mom v  (Caffe's "step back, then
- * over-step" form of Nesterov's lookahead) */
-DL_VCLONES static void nesterov(upd u, size_t n, float *restrict w, const float *restrict g,
-                                float *restrict v, float *restrict unused) {
-  (void)unused;
-  for (size_t i = 0; i < n; i++) {
-    float old = v[i];
-    v[i] = u.mom * v[i] + u.rate * reg_grad(&u, g[i], w[i]);
-    w[i] -= (1 + u.mom) * v[i] - u.mom * old;
+#define TWO_SLOT_LOOP(name, rule)                                                                  \
+  DL_VCLONES static void name(upd u, size_t n, float *restrict w, const float *restrict g,         \
+                              float *restrict h0, float *restrict h1) {                            \
+    for (size_t i = 0; i < n; i++)                                                                 \
+      rule(&u, &w[i], g[i], &h0[i], &h1[i]);                                                       \
   }
-}
-
-/* h += g^2;  w -= rate g / (sqrt(h) + delta) */
-DL_VCLONES static void adagrad(upd u, size_t n, float *restrict w, const float *restrict g,
-                               float *restrict h, float *restrict unused) {
-  (void)unused;
-  for (size_t i = 0; i < n; i++) {
-    float gi = reg_grad(&u, g[i], w[i]);
-    h[i] += gi * gi;
-    w[i] -= u.rate * (gi / (sqrtf(h[i]) + u.delta));
-  }
-}
-
-/* h = rms_decay h + (1 - rms_decay) g^2;  w -= rate g / (sqrt(h) + delta) */
-DL_VCLONES static void rmsprop(upd u, size_t n, float *restrict w, const float *restrict g,
-                               float *restrict h, float *restrict unused) {
-  (void)unused;
-  for (size_t i = 0; i < n; i++) {
-    float gi = reg_grad(&u, g[i], w[i]);
-    h[i] = u.rms_decay * h[i] + (1 - u.rms_decay) * (gi * gi);
-    w[i] -= u.rate * (gi / (sqrtf(h[i]) + u.delta));
-  }
-}
-
-/* Zeiler's AdaDelta with Caffe's placement of delta and base_lr kept as a
- * multiplier: hg = mom hg + (1 - mom) g^2;
- * d = g sqrt((hd + delta) / (hg + delta));  hd = mom hd + (1 - mom) d^2;
- * w -= rate d */
-DL_VCLONES static void adadelta(upd u, size_t n, float *restrict w, const float *restrict g,
-                                float *restrict hg, float *restrict hd) {
-  for (size_t i = 0; i < n; i++) {
-    float gi = reg_grad(&u, g[i], w[i]);
-    hg[i] = u.mom * hg[i] + (1 - u.mom) * (gi * gi);
-    float d = gi * sqrtf((hd[i] + u.delta) / (hg[i] + u.delta));
-    hd[i] = u.mom * hd[i] + (1 - u.mom) * (d * d);
-    w[i] -= u.rate * d;
-  }
-}
-
-/* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
- * w -= rate sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + delta), t = iter + 1.
- * For adamw the gradient carries no decay (l2 = l1 = 0) and wd takes
- * rate * weight_decay * w off the weights instead. */
-DL_VCLONES static void adam(upd u, size_t n, float *restrict w, const float *restrict g,
-                            float *restrict m, float *restrict v) {
-  for (size_t i = 0; i < n; i++) {
-    float gi = reg_grad(&u, g[i], w[i]);
-    m[i] = u.mom * m[i] + (1 - u.mom) * gi;
-    v[i] = u.mom2 * v[i] + (1 - u.mom2) * (gi * gi);
-    w[i] -= u.wd * w[i] + u.adam_rate * (m[i] / (sqrtf(v[i]) + u.delta));
-  }
-}
+ONE_SLOT_LOOP(sgd, dl_rule_sgd)
+ONE_SLOT_LOOP(nesterov, dl_rule_nesterov)
+ONE_SLOT_LOOP(adagrad, dl_rule_adagrad)
+ONE_SLOT_LOOP(rmsprop, dl_rule_rmsprop)
+TWO_SLOT_LOOP(adadelta, dl_rule_adadelta)
+TWO_SLOT_LOOP(adam, dl_rule_adam)
 
 static const struct {
   upd_fn fn;
@@ -190,9 +124,7 @@ static int update_blob(upd u, upd_fn fn, size_t n, float *w, const float *g, flo
   return !atomic_load(&j.bad);
 }
 
-int dl_solver_update_on_gpu(const dl_solver *s) {
-  return s->gpu && s->param.type == DL_SOLVER_SGD;
-}
+int dl_solver_update_on_gpu(const dl_solver *s) { return s->gpu != NULL; }
 
 /* Blob j's constants for this iteration (scale: 1 / iter_size and clipping). */
 static upd blob_upd(const dl_solver *s, double lr, int j, float scale) {
@@ -220,7 +152,9 @@ int dl_solver_update(dl_solver *s, double lr) {
   /* The gradients stay on the device; clipping reads back one number. */
   if (dl_solver_update_on_gpu(s)) {
     const float *gd = dl_mem_device(net->flat_diff);
-    if (gd) dl_solver_gpu_sgd(s, (float)lr, gradient_scale(s, gd, dl_gpu_sumsq));
+    int adam = s->param.type == DL_SOLVER_ADAM || s->param.type == DL_SOLVER_ADAMW;
+    float corr = adam ? adam_correction(&s->param, s->iter) : 0;
+    if (gd) dl_solver_gpu_update(s, (float)lr, gradient_scale(s, gd, dl_gpu_sumsq), corr);
     return 1; /* non-finite values are flagged on the device */
   }
 #endif

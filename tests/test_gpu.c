@@ -1,7 +1,7 @@
 /* GPU parity: synced memory (round trips, views, head states), the GPU math
  * against the CPU code (GEMM in every transposition on odd sizes), every GPU
  * twin's forward and backward against the CPU code on random inputs (relative
- * error at most 1e-4, fp32), the fused SGD update against the host one, and
+ * error at most 1e-4, fp32), each solver type's fused update against the host one, and
  * short training runs following the CPU's losses, snapshots moving between
  * the two. Without a GPU, and in the CPU-only build, each test prints a SKIP
  * line and passes.
@@ -494,22 +494,36 @@ static const char *update_net =
     "     param: [{lr_mult: 0.5, decay_mult: 3}, {lr_mult: 0}]}\n"
     "  - {name: loss, type: SoftmaxWithLoss, bottom: [y, label], top: loss}\n";
 
-START_TEST(gpu_fused_sgd_matches_host) {
-  REQUIRE_GPU("fused_sgd_matches_host");
-  char dir[64];
+/* Each solver type's fused kernel against the host loops, from the same
+ * weights, gradients and history, under L2 and L1, iter_size 2 and clipping. */
+START_TEST(gpu_fused_update_matches_host) {
+  REQUIRE_GPU("fused_update_matches_host");
+  static const char *hyper[] = {
+      [DL_SOLVER_SGD] = "momentum: 0.9\n",
+      [DL_SOLVER_NESTEROV] = "momentum: 0.9\n",
+      [DL_SOLVER_ADAGRAD] = "delta: 1e-6\n",
+      [DL_SOLVER_RMSPROP] = "rms_decay: 0.95\ndelta: 1e-6\n",
+      [DL_SOLVER_ADADELTA] = "momentum: 0.95\ndelta: 1e-6\n",
+      [DL_SOLVER_ADAM] = "momentum: 0.9\nmomentum2: 0.999\ndelta: 1e-8\n",
+      [DL_SOLVER_ADAMW] = "momentum: 0.9\nmomentum2: 0.999\ndelta: 1e-8\n",
+  };
+  int type = _i;
+  char dir[64], yaml[512];
   dl_test_tmpdir(dir, sizeof dir);
   char *net_path = dl_test_write(dir, "net.yaml", update_net);
-  dl_solver *s = make_solver(net_path,
-                             "type: SGD\nbase_lr: 0.1\nmomentum: 0.9\nweight_decay: 0.01\n"
-                             "max_iter: 10\n",
-                             dir, 1);
+  snprintf(yaml, sizeof yaml, "type: %s\nbase_lr: 0.1\n%sweight_decay: 0.01\nmax_iter: 10\n",
+           dl_solver_type_names[type], hyper[type]);
+  dl_solver *s = make_solver(net_path, yaml, dir, 1);
   ck_assert(dl_solver_update_on_gpu(s));
+  s->iter = 3; /* Adam's bias correction at t = 4 */
   dl_net *net = s->train;
-  size_t n = net->param_count;
+  size_t n = net->param_count, hn = s->history->count;
   ck_assert_uint_gt(n, 4096); /* ip1's weights span two chunks */
   float *w0 = random_floats(n, -1, 1, 71), *g0 = random_floats(n, -1, 1, 72);
-  float *h0 = random_floats(n, -0.1f, 0.1f, 73), *w = malloc(n * sizeof(float));
-  float *h = malloc(n * sizeof(float));
+  /* history: momentum-like values, and positive where it holds squares */
+  float *h0 = random_floats(hn, type == DL_SOLVER_SGD || type == DL_SOLVER_NESTEROV ? -0.1f : 0.0f,
+                            0.1f, 73);
+  float *w = malloc(n * sizeof(float)), *h = malloc(hn * sizeof(float));
   for (int k = 0; k < 4; k++) {
     s->param.regularization = k & 1 ? DL_REG_L1 : DL_REG_L2;
     s->param.iter_size = k & 2 ? 2 : 1;
@@ -518,21 +532,21 @@ START_TEST(gpu_fused_sgd_matches_host) {
     for (int side = 0; side < 2; side++) { /* 0: the fused kernel, 1: the host code */
       memcpy(dl_mem_host_mut(net->flat_data), w0, n * sizeof(float));
       memcpy(dl_mem_host_mut(net->flat_diff), g0, n * sizeof(float));
-      memcpy(dl_mem_host_mut(s->history), h0, n * sizeof(float));
+      memcpy(dl_mem_host_mut(s->history), h0, hn * sizeof(float));
       s->gpu = side ? NULL : gpu;
       dl_solver_update(s, 0.05);
       s->gpu = gpu;
       sync_ok();
       if (!side) {
         memcpy(w, dl_mem_host(net->flat_data), n * sizeof(float));
-        memcpy(h, dl_mem_host(s->history), n * sizeof(float));
+        memcpy(h, dl_mem_host(s->history), hn * sizeof(float));
         continue;
       }
-      char what[64];
-      snprintf(what, sizeof what, "weights (case %d)", k);
+      char what[96];
+      snprintf(what, sizeof what, "%s weights (case %d)", dl_solver_type_names[type], k);
       dl_check_close(w, dl_mem_host(net->flat_data), n, 1e-5, what);
-      snprintf(what, sizeof what, "momentum (case %d)", k);
-      dl_check_close(h, dl_mem_host(s->history), n, 1e-5, what);
+      snprintf(what, sizeof what, "%s history (case %d)", dl_solver_type_names[type], k);
+      dl_check_close(h, dl_mem_host(s->history), hn, 1e-5, what);
     }
     /* ip2's bias (lr_mult 0, the last parameter) is untouched */
     size_t off = net->param_offset[net->nparams - 1];
@@ -570,8 +584,8 @@ START_TEST(gpu_training_follows_cpu) {
 }
 END_TEST
 
-/* A snapshot written by a GPU run resumes on the CPU, and the reverse; the
- * adam update (a host update in GPU mode) runs through the same path. */
+/* A snapshot written by a GPU run resumes on the CPU, and the reverse, for a
+ * one-slot (SGD) and a two-slot (Adam) history. */
 START_TEST(gpu_snapshots_cross_devices) {
   REQUIRE_GPU("snapshots_cross_devices");
   char dir[64];
@@ -582,7 +596,7 @@ START_TEST(gpu_snapshots_cross_devices) {
   for (int t = 0; t < 2; t++)
     for (int from_gpu = 0; from_gpu < 2; from_gpu++) {
       dl_solver *a = make_solver(net, types[t], dir, from_gpu);
-      ck_assert_int_eq(dl_solver_update_on_gpu(a), from_gpu && t == 0);
+      ck_assert_int_eq(dl_solver_update_on_gpu(a), from_gpu);
       double la, lb;
       for (int it = 0; it < 20; it++)
         ck_assert(dl_solver_step(a, NULL) == DL_OK);
@@ -654,7 +668,7 @@ Suite *suite_gpu(void) {
   tcase_add_test(tc, gpu_parity_losses);
   tcase_add_test(tc, gpu_parity_accuracy_split);
   tcase_add_test(tc, gpu_bad_label_is_an_error);
-  tcase_add_test(tc, gpu_fused_sgd_matches_host);
+  tcase_add_loop_test(tc, gpu_fused_update_matches_host, 0, DL_SOLVER_COUNT);
   tcase_add_test(tc, gpu_training_follows_cpu);
   tcase_add_test(tc, gpu_snapshots_cross_devices);
   tcase_add_test(tc, gpu_divergence_is_reported);
