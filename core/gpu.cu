@@ -147,6 +147,8 @@ extern "C" const char *dl_cuda_build_info(void) {
 }
 
 extern "C" int dl_gpu_current(void) { return g.id; }
+
+extern "C" int dl_gpu_tf32(void) { return g.tf32; }
 extern "C" const char *dl_gpu_startup_line(void) { return g.line; }
 cudaStream_t dl_gpu_stream(void) { return g.stream; }
 cublasHandle_t dl_gpu_cublas(void) { return g.cublas; }

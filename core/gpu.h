@@ -38,6 +38,7 @@ const char *dl_cuda_build_info(void);
 dl_status dl_gpu_init(int id);
 void dl_gpu_shutdown(void);
 int dl_gpu_current(void); /* the device in use, -1 before dl_gpu_init */
+int dl_gpu_tf32(void);    /* 1 when DLTRAIN_TF32=1 allows TF32 tensor-core math */
 /* Records a failure found by dltrain's own checks (a message, and the sticky
  * error if none is set yet); returns `st`. */
 dl_status dl_gpu_fail(dl_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -15,6 +15,7 @@
 #include "core/layer.h"
 #include "core/math.h"
 #include "core/parallel.h"
+#include "layers/conv.h"
 #include "layers/conv_onednn.h"
 
 enum { ENGINE_AUTO, ENGINE_NATIVE, ENGINE_ONEDNN, ENGINE_FASTEST };
@@ -105,6 +106,7 @@ typedef struct {
   dl_conv_onednn *dnn; /* the oneDNN engine's primitives, when it runs */
   int pending;         /* fastest: both engines ready until the first backward picks by dx */
   auto_times times;    /* fastest: what the choice was made on */
+  dl_conv_cudnn *cudnn; /* the GPU twin's state (layers/conv.cu) */
 } conv_priv;
 
 /* ---- small vector loops ------------------------------------------------- */
@@ -784,11 +786,21 @@ static void conv_destroy(dl_layer *l) {
   conv_priv *s = l->priv;
   if (!s) return;
   dl_conv_onednn_free(s->dnn);
+#ifdef DL_GPU
+  dl_conv_cudnn_free(s->cudnn);
+#endif
   free(s->col);
   free(s->tmp);
   free(s);
   l->priv = NULL;
 }
+
+dl_conv_desc dl_conv_layer_desc(const dl_layer *l) {
+  const conv_priv *s = l->priv;
+  return describe(l->param, s);
+}
+
+dl_conv_cudnn **dl_conv_layer_cudnn(dl_layer *l) { return &((conv_priv *)l->priv)->cudnn; }
 
 const char *dl_conv_engine(const dl_layer *l) {
   const conv_priv *s = l->priv;
@@ -850,4 +862,8 @@ const dl_layer_ops dl_layer_conv = {
     .backward = conv_backward,
     .destroy = conv_destroy,
     .flops = conv_flops,
+#ifdef DL_GPU
+    .forward_gpu = dl_conv_forward_gpu,
+    .backward_gpu = dl_conv_backward_gpu,
+#endif
 };

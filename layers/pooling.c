@@ -142,6 +142,13 @@ static dl_status pool_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
   return dl_blob_reshape4(top[0], x->shape[0], x->shape[1], s->oh, s->ow);
 }
 
+dl_pool_geom dl_pooling_geom(const dl_layer *l) {
+  const pool_param *p = l->param;
+  const pool_priv *s = l->priv;
+  return (dl_pool_geom){p->pool == POOL_MAX, s->kh, s->kw, s->sh, s->sw, s->ph, s->pw,
+                        s->planes,           s->h,  s->w,  s->oh, s->ow};
+}
+
 static void pool_destroy(dl_layer *l) {
   pool_priv *s = l->priv;
   if (!s) return;
@@ -495,4 +502,8 @@ const dl_layer_ops dl_layer_pooling = {
     .forward = pool_forward,
     .backward = pool_backward,
     .destroy = pool_destroy,
+#ifdef DL_GPU
+    .forward_gpu = dl_pooling_forward_gpu,
+    .backward_gpu = dl_pooling_backward_gpu,
+#endif
 };

@@ -392,6 +392,50 @@ START_TEST(gpu_parity_inner_product) {
 }
 END_TEST
 
+/* cuDNN's convolution against the CPU reference (im2col + GEMM): padding,
+ * rectangular kernels and strides, dilation, groups, with and without bias. */
+START_TEST(gpu_parity_convolution) {
+  REQUIRE_GPU("parity_convolution");
+  dl_blob *x = dl_test_blob("x", 4, (int[]){2, 4, 9, 7}, -1, 1, 35);
+  parity("{name: c, type: Convolution, num_output: 6, kernel_size: 3, pad: 1, engine: native, "
+         "bias_filler: {type: uniform}}",
+         &x, 1, 1);
+  parity("{name: c, type: Convolution, num_output: 5, kernel_size: [3, 2], stride: [2, 1], "
+         "bias_term: false, engine: native}",
+         &x, 1, 1);
+  parity("{name: c, type: Convolution, num_output: 6, kernel_size: 3, dilation: 2, pad: 2, "
+         "group: 2, engine: native, bias_filler: {type: uniform}}",
+         &x, 1, 1);
+  dl_blob_free(x);
+  x = dl_test_blob("x", 4, (int[]){3, 3, 32, 32}, -1, 1, 36); /* AlexNet-R's first layer */
+  parity("{name: c, type: Convolution, num_output: 32, kernel_size: 5, pad: 2, engine: native}", &x,
+         1, 1);
+  dl_blob_free(x);
+}
+END_TEST
+
+/* Pooling's kernels against the CPU code: max and average, padding (counted
+ * in the average's divisor), ceil and floor rounding, overlapping windows,
+ * global pooling. Inputs are distinct random values: no ties. */
+START_TEST(gpu_parity_pooling) {
+  REQUIRE_GPU("parity_pooling");
+  dl_blob *x = dl_test_blob("x", 4, (int[]){2, 3, 13, 11}, -1, 1, 37);
+  static const char *cases[] = {
+      "{name: p, type: Pooling, pool: max, kernel_size: 3, stride: 2}",
+      "{name: p, type: Pooling, pool: max, kernel_size: 3, stride: 2, round_mode: floor}",
+      "{name: p, type: Pooling, pool: max, kernel_size: 2, stride: 2}",
+      "{name: p, type: Pooling, pool: max, kernel_size: [3, 2], stride: [1, 2], pad: [1, 1]}",
+      "{name: p, type: Pooling, pool: ave, kernel_size: 3, stride: 2, pad: 1}",
+      "{name: p, type: Pooling, pool: ave, kernel_size: 3, stride: 2, round_mode: floor}",
+      "{name: p, type: Pooling, pool: ave, global_pooling: true}",
+      "{name: p, type: Pooling, pool: max, global_pooling: true}",
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    parity(cases[i], &x, 1, 1);
+  dl_blob_free(x);
+}
+END_TEST
+
 START_TEST(gpu_parity_losses) {
   REQUIRE_GPU("parity_losses");
   dl_blob *ab[2] = {dl_test_blob("a", 2, (int[]){6, 13}, -1, 1, 41),
@@ -665,6 +709,8 @@ Suite *suite_gpu(void) {
   tcase_add_test(tc, gpu_large_counts);
   tcase_add_test(tc, gpu_parity_activations);
   tcase_add_test(tc, gpu_parity_inner_product);
+  tcase_add_test(tc, gpu_parity_convolution);
+  tcase_add_test(tc, gpu_parity_pooling);
   tcase_add_test(tc, gpu_parity_losses);
   tcase_add_test(tc, gpu_parity_accuracy_split);
   tcase_add_test(tc, gpu_bad_label_is_an_error);
