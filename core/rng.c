@@ -3,12 +3,7 @@
 
 #include <math.h>
 
-uint64_t dl_hash64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+uint64_t dl_hash64(uint64_t x) { return dl_hash64_inline(x); }
 
 uint64_t dl_seed_mix(uint64_t a, uint64_t b, uint64_t c) {
   return dl_hash64(dl_hash64(dl_hash64(a) ^ b) ^ c);

@@ -24,9 +24,25 @@ float dl_rng_gaussian(dl_rng *r, float mean, float std);
 uint64_t dl_rng_below(dl_rng *r, uint64_t n); /* [0, n), unbiased */
 void dl_rng_shuffle(dl_rng *r, int *v, int n);
 
-/* A float in [0, 1) from a counter: same inputs, same value, on every device. */
-static inline float dl_uniform_at(uint64_t key, uint64_t counter) {
-  return (float)(dl_hash64(key ^ dl_hash64(counter)) >> 40) * (1.0f / 16777216.0f);
+#ifdef __CUDACC__
+#define DL_RNG_HD __host__ __device__
+#else
+#define DL_RNG_HD
+#endif
+
+/* dl_hash64, inline for the loops and the GPU kernels that draw masks. */
+static inline DL_RNG_HD uint64_t dl_hash64_inline(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+/* A float in [0, 1) from a counter: same inputs, same value, on every device
+ * (the CPU code and GPU kernels alike). */
+static inline DL_RNG_HD float dl_uniform_at(uint64_t key, uint64_t counter) {
+  return (float)(dl_hash64_inline(key ^ dl_hash64_inline(counter)) >> 40) *
+         (1.0f / 16777216.0f);
 }
 
 #ifdef __cplusplus

@@ -8,10 +8,8 @@
 
 #include "core/layer.h"
 #include "core/math.h"
+#include "layers/dropout.h"
 
-typedef struct {
-  float dropout_ratio;
-} dropout_param;
 
 static const dl_param_spec dropout_schema[] = {
     DL_P_FLOAT(dropout_param, dropout_ratio, "0.5", 0, 1,
@@ -62,7 +60,7 @@ static dl_status dropout_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl
 /* Read at every forward, not cached at setup: restoring a snapshot may change
  * ctx->seed after the net is built. Keyed by the layer's name (through
  * dl_layer_rng), so adding a layer elsewhere leaves this mask alone. */
-static uint64_t mask_key(const dl_layer *l) {
+uint64_t dl_dropout_key(const dl_layer *l) {
   dl_rng r;
   dl_layer_rng(l, DROPOUT_STREAM, &r);
   return dl_seed_mix(dl_rng_u64(&r), (uint64_t)l->ctx->iter, (uint64_t)l->ctx->substep);
@@ -81,7 +79,7 @@ static dl_status dropout_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl
   const dropout_param *p = l->param;
   dropout_priv *d = l->priv;
   float ratio = p->dropout_ratio, scale = 1.0f / (1.0f - ratio);
-  uint64_t key = mask_key(l);
+  uint64_t key = dl_dropout_key(l);
   for (size_t i = 0; i < n; i++) {
     d->mask[i] = dl_uniform_at(key, i) >= ratio;
     y[i] = d->mask[i] ? x[i] * scale : 0.0f;
@@ -133,4 +131,8 @@ const dl_layer_ops dl_layer_dropout = {
     .forward = dropout_forward,
     .backward = dropout_backward,
     .destroy = dropout_destroy,
+#ifdef DL_GPU
+    .forward_gpu = dl_dropout_forward_gpu,
+    .backward_gpu = dl_dropout_backward_gpu,
+#endif
 };

@@ -436,6 +436,16 @@ START_TEST(gpu_parity_pooling) {
 }
 END_TEST
 
+/* Dropout draws the CPU's mask (the same counter-based function) and again
+ * in backward; a third of the values dropped. */
+START_TEST(gpu_parity_dropout) {
+  REQUIRE_GPU("parity_dropout");
+  dl_blob *x = dl_test_blob("x", 2, (int[]){37, 101}, -1, 1, 38);
+  parity("{name: d, type: Dropout, dropout_ratio: 0.3}", &x, 1, 1);
+  dl_blob_free(x);
+}
+END_TEST
+
 START_TEST(gpu_parity_losses) {
   REQUIRE_GPU("parity_losses");
   dl_blob *ab[2] = {dl_test_blob("a", 2, (int[]){6, 13}, -1, 1, 41),
@@ -711,6 +721,7 @@ Suite *suite_gpu(void) {
   tcase_add_test(tc, gpu_parity_inner_product);
   tcase_add_test(tc, gpu_parity_convolution);
   tcase_add_test(tc, gpu_parity_pooling);
+  tcase_add_test(tc, gpu_parity_dropout);
   tcase_add_test(tc, gpu_parity_losses);
   tcase_add_test(tc, gpu_parity_accuracy_split);
   tcase_add_test(tc, gpu_bad_label_is_an_error);
