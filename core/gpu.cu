@@ -20,10 +20,11 @@ static struct {
   cudnnHandle_t cudnn;
   double *scratch;
   int sync_launches; // DLTRAIN_CUDA_SYNC=1
-  int tf32;          // DLTRAIN_TF32=1 (off by default: fp32 results)
+  int tf32;          // precision: tf32 or DLTRAIN_TF32=1 (off by default: fp32 results)
+  int deterministic; // deterministic: true (cuDNN algorithms that repeat bit for bit)
   dl_status error;   // the first failure
   char line[768];
-} g = {-1, 0, 0, 0, 0, 0, 0, DL_OK, ""};
+} g = {-1, 0, 0, 0, 0, 0, 0, 0, DL_OK, ""};
 
 // ---- errors ----------------------------------------------------------------
 
@@ -148,7 +149,28 @@ extern "C" const char *dl_cuda_build_info(void) {
 
 extern "C" int dl_gpu_current(void) { return g.id; }
 
+// The start-up line's last part: the math in use.
+static const char *math_words(void) {
+  if (g.tf32)
+    return g.deterministic ? "TF32 tensor-core math; deterministic algorithms"
+                           : "TF32 tensor-core math";
+  return g.deterministic ? "fp32 math (TF32 off); deterministic algorithms"
+                         : "fp32 math (TF32 off)";
+}
+
 extern "C" int dl_gpu_tf32(void) { return g.tf32; }
+
+extern "C" int dl_gpu_deterministic(void) { return g.deterministic; }
+
+extern "C" dl_status dl_gpu_set_math(int tf32, int deterministic) {
+  g.tf32 = tf32;
+  g.deterministic = deterministic;
+  if (g.id < 0) return DL_OK; // applied by init
+  char *last = strrchr(g.line, ';');
+  if (last) snprintf(last, sizeof g.line - (size_t)(last - g.line), "; %s", math_words());
+  return CHECK_CUBLAS(
+      cublasSetMathMode(g.cublas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
 extern "C" const char *dl_gpu_startup_line(void) { return g.line; }
 cudaStream_t dl_gpu_stream(void) { return g.stream; }
 cublasHandle_t dl_gpu_cublas(void) { return g.cublas; }
@@ -252,8 +274,7 @@ static dl_status init(int id) {
            id, prop.name, prop.major, prop.minor, prop.multiProcessorCount,
            prop.totalGlobalMem / 1073741824.0, dmaj, dmin, rmaj, rmin, bmaj, bmin, lmaj, lmin,
            lpatch, CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, CUBLAS_VER_PATCH, cmaj, cmin, cpatch,
-           CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL,
-           g.tf32 ? "TF32 GEMMs (DLTRAIN_TF32=1)" : "fp32 math (TF32 off)");
+           CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL, math_words());
   return DL_OK;
 }
 

@@ -38,7 +38,11 @@ const char *dl_cuda_build_info(void);
 dl_status dl_gpu_init(int id);
 void dl_gpu_shutdown(void);
 int dl_gpu_current(void); /* the device in use, -1 before dl_gpu_init */
-int dl_gpu_tf32(void);    /* 1 when DLTRAIN_TF32=1 allows TF32 tensor-core math */
+int dl_gpu_tf32(void);    /* 1 when TF32 tensor-core math is allowed (precision: tf32) */
+int dl_gpu_deterministic(void); /* 1: only algorithms that repeat bit for bit (cuDNN) */
+/* The solver's `precision` and `deterministic` (DLTRAIN_TF32=1 in the
+ * environment also allows TF32); updates cuBLAS and the start-up line. */
+dl_status dl_gpu_set_math(int tf32, int deterministic);
 /* Records a failure found by dltrain's own checks (a message, and the sticky
  * error if none is set yet); returns `st`. */
 dl_status dl_gpu_fail(dl_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -3,9 +3,9 @@
 // a set of shapes and kept until the shapes change: each of the three
 // algorithms (forward, backward data, backward filter) is the fastest that
 // cudnnFind*Algorithm measures on this GPU among those whose workspace fits
-// WORKSPACE_LIMIT. fp32 math unless DLTRAIN_TF32=1 (CUDNN_FMA_MATH: no TF32
-// tensor cores, as cuBLAS). One workspace serves every convolution of the
-// process: layers run one at a time on the one stream.
+// WORKSPACE_LIMIT (and deterministic under `deterministic: true`). fp32 math
+// unless `precision: tf32` (CUDNN_FMA_MATH: no TF32 tensor cores, as cuBLAS). One workspace serves
+// every convolution of the process: layers run one at a time on the one stream.
 //
 // Caffe's padding is symmetric (pad on both sides, the output size rounded
 // down), which is what cuDNN computes. Weight and bias gradients are added
@@ -103,13 +103,15 @@ static dl_status make_descriptors(dl_conv_cudnn *e, const dl_conv_desc *d) {
   return st;
 }
 
-// The fastest of cuDNN's measured candidates that ran and fit the limit; the
-// first such one (results come sorted by time). 0 when none did.
+// The fastest of cuDNN's measured candidates that ran, fit the limit and, under
+// `deterministic: true`, repeat bit for bit: the first such one (results come
+// sorted by time). found stays 0 when none did.
 #define PICK(results, count, out, bytes)                                                           \
   do {                                                                                             \
     for (int i_ = 0; i_ < (count); i_++)                                                           \
       if ((results)[i_].status == CUDNN_STATUS_SUCCESS &&                                          \
-          (results)[i_].memory <= WORKSPACE_LIMIT) {                                               \
+          (results)[i_].memory <= WORKSPACE_LIMIT &&                                               \
+          (!dl_gpu_deterministic() || (results)[i_].determinism == CUDNN_DETERMINISTIC)) {         \
         *(out) = (results)[i_].algo;                                                               \
         *(bytes) = (results)[i_].memory;                                                           \
         found = 1;                                                                                 \

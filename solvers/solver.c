@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "core/device.h"
+#ifdef DL_GPU
+#include "core/gpu.h"
+#endif
 #include "core/math.h"
 /* From io/prefetch.c: seconds this data layer made the net wait (0 for others). */
 double dl_data_layer_wait_seconds(dl_layer *l);
@@ -73,6 +76,14 @@ dl_status dl_solver_create(const dl_solver_param *p, const char *solver_file,
   if (gpu) {
     st = dl_gpu_require(opts->gpu >= 0 ? opts->gpu : p->device_id);
     if (st) goto fail;
+#ifdef DL_GPU
+    const char *tf32_env = getenv("DLTRAIN_TF32");
+    st = dl_gpu_set_math(p->precision == DL_PRECISION_TF32 || (tf32_env && tf32_env[0] == '1'),
+                         p->deterministic);
+    if (st) goto fail;
+#endif
+  } else if (p->precision == DL_PRECISION_TF32 && !opts->quiet) {
+    fprintf(stderr, "precision: tf32 applies to GPU runs; this CPU run computes in fp32\n");
   }
   if (opts->net_path)
     s->net_file = strdup(opts->net_path);

@@ -52,8 +52,12 @@ typedef struct dl_solver_param {
   int iter_size;
   float clip_gradients; /* <= 0: off */
   int update_during_backward; /* DL_BWU_AUTO, _ON or _OFF */
+  int precision;              /* DL_PRECISION_FP32 or _TF32 (GPU runs) */
+  int deterministic;          /* GPU: only algorithms that repeat bit for bit */
   int threads;          /* 0: all cores */
 } dl_solver_param;
+
+enum { DL_PRECISION_FP32, DL_PRECISION_TF32 };
 
 extern const dl_param_spec dl_solver_schema[];
 extern const char *const dl_solver_type_names[];

@@ -16,6 +16,7 @@ const char *const dl_lr_policy_names[] = {"fixed", "step", "exp", "inv", "multis
 static const char *const reg_names[] = {"L2", "L1", NULL};
 static const char *const mode_names[] = {"cpu", "gpu", NULL};
 static const char *const bwu_names[] = {"auto", "true", "false", NULL};
+static const char *const precision_names[] = {"fp32", "tf32", NULL};
 
 #define S dl_solver_param
 const dl_param_spec dl_solver_schema[] = {
@@ -68,6 +69,15 @@ const dl_param_spec dl_solver_schema[] = {
     DL_P_INT(S, seed, "-1", -1, 2147483647, "random seed (-1: from the clock, printed)", "random_seed"),
     DL_P_ENUM(S, mode, "cpu", mode_names, "cpu or gpu", "solver_mode"),
     DL_P_INT(S, device_id, "0", 0, 64, "GPU index in gpu mode", "device_id"),
+    DL_P_ENUM(S, precision, "fp32", precision_names,
+              "GPU math: fp32 (exact fp32 everywhere, TF32 off) or tf32 (TF32 tensor cores for "
+              "the GEMMs and convolutions: about 8x the fp32 rate on an H100, 10-bit mantissa "
+              "products); the CPU always computes in fp32",
+              "(none)"),
+    DL_P_BOOL(S, deterministic, "false",
+              "GPU: only cuDNN algorithms that give the same bits on every run (the fastest of "
+              "those, not of all); the CPU is deterministic for a given thread count anyway",
+              "(none)"),
     DL_P_INT(S, iter_size, "1", 1, 100000, "accumulate gradients over N batches per update", "iter_size"),
     DL_P_FLOAT(S, clip_gradients, "0", 0, 1e30, "scale gradients down when their global L2 norm exceeds this (0: off)", "clip_gradients"),
     DL_P_ENUM(S, update_during_backward, "auto", bwu_names,

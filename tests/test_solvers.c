@@ -484,8 +484,26 @@ static const struct {
      3, 25},
     {OK "type: adam\nmomentum_2: 0.9\n", "unknown key 'momentum_2' (did you mean 'momentum2'?)", 4,
      1},
+    {OK "precision: bf16\n", "precision: expected one of fp32, tf32", 3, 12},
+    {OK "deterministic: maybe\n", "deterministic", 3, 16},
 };
 #undef OK
+
+/* The GPU math keys parse (their effect is on the GPU: tests/test_gpu.c and
+ * docs/gpu.md); fp32 and non-deterministic are the defaults. */
+START_TEST(precision_and_deterministic_keys) {
+  dl_solver_param p;
+  ck_assert_int_eq(dl_solver_param_from_string("base_lr: 0.1\nmax_iter: 1\n", "<s>", &p), DL_OK);
+  ck_assert_int_eq(p.precision, DL_PRECISION_FP32);
+  ck_assert_int_eq(p.deterministic, 0);
+  ck_assert_int_eq(dl_solver_param_from_string(
+                       "base_lr: 0.1\nmax_iter: 1\nprecision: tf32\ndeterministic: true\n", "<s>",
+                       &p),
+                   DL_OK);
+  ck_assert_int_eq(p.precision, DL_PRECISION_TF32);
+  ck_assert_int_eq(p.deterministic, 1);
+}
+END_TEST
 
 START_TEST(bad_solver_keys) {
   dl_diag_clear();
@@ -510,6 +528,7 @@ Suite *suite_solvers(void) {
   tcase_add_loop_test(tc, each_type_lowers_the_loss, 0, DL_SOLVER_COUNT);
   tcase_add_loop_test(tc, each_type_updates_during_backward_as_after_it, 0, DL_SOLVER_COUNT);
   tcase_add_test(tc, update_during_backward_only_where_it_is_exact);
+  tcase_add_test(tc, precision_and_deterministic_keys);
   tcase_add_test(tc, update_during_backward_reports_divergence);
   tcase_add_loop_test(tc, each_type_resumes_bit_identically, 0, DL_SOLVER_COUNT);
   tcase_add_test(tc, resume_under_another_type_is_refused);
