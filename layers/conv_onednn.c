@@ -306,11 +306,13 @@ static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_quer
 }
 
 /* oneDNN's `auto` takes Winograd for the weight gradient of 3x3 layers, whose
- * scratchpad can be large (60 MiB per thread for AlexNet-S's conv4): above
- * SCRATCH_LIMIT the direct algorithm is used instead, when oneDNN has one.
- * On AlexNet-S at 2 threads: peak RSS 881 -> 768 MiB, the iteration 3-4%
- * slower. The descriptor cd is rewritten. */
-#define SCRATCH_LIMIT ((size_t)16 << 20)
+ * scratchpad can be large, and every pool thread has one sized for the
+ * largest layer. Above SCRATCH_LIMIT per thread the direct algorithm is used
+ * instead, when oneDNN has one. AlexNet-S (46 MiB for conv3 and conv5, 62 for
+ * conv4): peak RSS at 2 threads 881 MiB with Winograd everywhere, 848 with
+ * conv4 direct (this limit), 768 with all three direct, the iteration 1-2% and
+ * 3-4% slower. The descriptor cd is rewritten. */
+#define SCRATCH_LIMIT ((size_t)50 << 20)
 static dnnl_primitive_desc_t direct_if_scratch_large(dnnl_primitive_desc_t pd,
                                                      dnnl_convolution_desc_t *cd,
                                                      const_dnnl_primitive_attr_t attr,
