@@ -7,13 +7,7 @@
 #include "core/filler.h"
 #include "core/layer.h"
 #include "core/math.h"
-
-typedef struct {
-  int num_output; /* D */
-  int input_dim;  /* V */
-  int bias_term;
-  dl_filler weight_filler, bias_filler;
-} embed_param;
+#include "layers/embed.h"
 
 static const dl_param_spec embed_schema[] = {
     DL_P_INT(embed_param, num_output, NULL, 1, 1 << 30, "embedding size D (columns of W)",
@@ -36,6 +30,7 @@ static dl_status embed_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blo
                              int nt) {
   (void)bottom, (void)nb, (void)top, (void)nt;
   const embed_param *p = l->param;
+  if (!(l->priv = dl_calloc(1, sizeof(embed_priv)))) return DL_ENOMEM;
   if ((size_t)p->input_dim * (size_t)p->num_output > DL_MAX_BLOB_COUNT)
     return dl_layer_error(l, DL_ECONFIG, "a %d x %d table is over the blob size limit",
                           p->input_dim, p->num_output);
@@ -67,6 +62,29 @@ static dl_status embed_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
   return dl_blob_reshape(top[0], x->ndim + 1, shape);
 }
 
+dl_status dl_embed_check(dl_layer *l, const float *x, size_t M) {
+  const embed_param *p = l->param;
+  for (size_t i = 0; i < M; i++) {
+    float v = x[i];
+    if (!(v >= 0 && v < (float)p->input_dim) || v != (float)(int)v)
+      return dl_layer_error(l, DL_EDATA,
+                            "index %g at position %zu is not an integer in [0, %d) (input_dim, "
+                            "the vocabulary size)",
+                            (double)v, i, p->input_dim);
+  }
+  return DL_OK;
+}
+
+static void embed_destroy(dl_layer *l) {
+  embed_priv *e = l->priv;
+  if (!e) return;
+#ifdef DL_GPU
+  dl_embed_gpu_free(e);
+#endif
+  free(e);
+  l->priv = NULL;
+}
+
 /* y[i, :] = W[x[i], :] (+ b). Indices are checked here, not trusted: a bad
  * token id is a data error naming the value and its position. */
 static dl_status embed_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
@@ -77,15 +95,10 @@ static dl_status embed_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
   const float *w = dl_cdata(l->params[0]); /* (V, D) */
   float *y = dl_data(top[0]);              /* (M, D) */
   size_t M = bottom[0]->count, D = (size_t)p->num_output;
-  for (size_t i = 0; i < M; i++) {
-    float v = x[i];
-    if (!(v >= 0 && v < (float)p->input_dim) || v != (float)(int)v)
-      return dl_layer_error(l, DL_EDATA,
-                            "index %g at position %zu is not an integer in [0, %d) (input_dim, "
-                            "the vocabulary size)",
-                            (double)v, i, p->input_dim);
-    memcpy(y + i * D, w + (size_t)v * D, D * sizeof *y);
-  }
+  dl_status st = dl_embed_check(l, x, M);
+  if (st) return st;
+  for (size_t i = 0; i < M; i++)
+    memcpy(y + i * D, w + (size_t)x[i] * D, D * sizeof *y);
   if (p->bias_term) {
     const float *b = dl_cdata(l->params[1]); /* (D) */
     for (size_t i = 0; i < M; i++)
@@ -124,6 +137,11 @@ const dl_layer_ops dl_layer_embed = {
     .bottoms_doc = "indices: any shape (e.g. T x N token ids), integer values in [0, input_dim)",
     .tops_doc = "y: the input shape x num_output",
     .no_grad_bottoms = 1u << 0,
+    .destroy = embed_destroy,
+#ifdef DL_GPU
+    .forward_gpu = dl_embed_forward_gpu,
+    .backward_gpu = dl_embed_backward_gpu,
+#endif
     .setup = embed_setup,
     .reshape = embed_reshape,
     .forward = embed_forward,

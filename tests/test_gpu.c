@@ -446,6 +446,19 @@ START_TEST(gpu_parity_dropout) {
 }
 END_TEST
 
+/* Embed: the lookup, and the weight gradient grouped by token (many repeats
+ * of few tokens, and tokens that do not occur), with and without a bias. */
+START_TEST(gpu_parity_embed) {
+  REQUIRE_GPU("parity_embed");
+  dl_blob *x = labels(2, (int[]){6, 10}, 7, -1, 39); /* token ids in [0, 7) */
+  parity("{name: e, type: Embed, input_dim: 9, num_output: 33}", &x, 1, 1);
+  parity("{name: e, type: Embed, input_dim: 9, num_output: 5, bias_term: true, "
+         "bias_filler: {type: uniform}}",
+         &x, 1, 1);
+  dl_blob_free(x);
+}
+END_TEST
+
 START_TEST(gpu_parity_losses) {
   REQUIRE_GPU("parity_losses");
   dl_blob *ab[2] = {dl_test_blob("a", 2, (int[]){6, 13}, -1, 1, 41),
@@ -722,6 +735,7 @@ Suite *suite_gpu(void) {
   tcase_add_test(tc, gpu_parity_convolution);
   tcase_add_test(tc, gpu_parity_pooling);
   tcase_add_test(tc, gpu_parity_dropout);
+  tcase_add_test(tc, gpu_parity_embed);
   tcase_add_test(tc, gpu_parity_losses);
   tcase_add_test(tc, gpu_parity_accuracy_split);
   tcase_add_test(tc, gpu_bad_label_is_an_error);
