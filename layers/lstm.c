@@ -173,6 +173,10 @@ const dl_layer_ops dl_layer_lstm = {
     .destroy = dl_rec_destroy,
     .flops = dl_rec_flops,
     .state_size = dl_rec_state_size,
+#ifdef DL_GPU
+    .forward_gpu = dl_lstm_forward_gpu,
+    .backward_gpu = dl_lstm_backward_gpu,
+#endif
     .get_state = dl_rec_get_state,
     .set_state = dl_rec_set_state,
 };

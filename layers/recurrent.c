@@ -6,6 +6,9 @@
 
 #include "core/filler.h"
 #include "core/math.h"
+#ifdef DL_GPU
+#include "core/gpu.h"
+#endif
 
 static dl_status check_bottoms(dl_layer *l, dl_blob *const *bottom) {
   const dl_blob *x = bottom[0], *cont = bottom[1];
@@ -201,6 +204,9 @@ void dl_rec_destroy(dl_layer *l) {
   free(s->c_state);
   free(s->dh_rec);
   free(s->dc_rec);
+#ifdef DL_GPU
+  if (s->dev) dl_mem_gpu_free(s->dev);
+#endif
   free(s);
 }
 

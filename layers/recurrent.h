@@ -20,6 +20,10 @@
 #include "core/layer.h"
 #include "core/vmath.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
   int num_output; /* H */
   dl_filler weight_filler, bias_filler;
@@ -44,6 +48,8 @@ typedef struct {
   float *c_state; /* (N, H) c_T of the last forward (cell only) */
   float *dh_rec;  /* (N, H) backward: dLoss/d(hprev_{t+1}) W_h, before the cont factor */
   float *dc_rec;  /* (N, H) backward: dLoss/dc_t through c_{t+1} (cont included) */
+  float *dev;     /* GPU twin (layers/lstm.cu): the same buffers on the device */
+  size_t dev_cap; /* floats in dev */
 } dl_rec;
 
 /* Checks the bottoms, creates and fills W_x, b, W_h (G*H rows each) and the
@@ -69,6 +75,8 @@ void dl_rec_backward_step_gemm(dl_layer *l, int t);
  * db += column sums of dG, and (if propagate_down[0]) dx = dG W_x. */
 void dl_rec_backward_end(dl_layer *l, const int *propagate_down, dl_blob *const *bottom);
 void dl_rec_destroy(dl_layer *l);
+/* LSTM's GPU twin (layers/lstm.cu). */
+DL_GPU_TWINS(lstm);
 /* The GEMM work of one forward: 2 T N G H (D + H). */
 double dl_rec_flops(const dl_layer *l);
 /* The carried state for snapshots (dl_layer_ops state_size/get_state/set_state):
@@ -77,5 +85,9 @@ double dl_rec_flops(const dl_layer *l);
 size_t dl_rec_state_size(dl_layer *l);
 void dl_rec_get_state(dl_layer *l, float *state);
 dl_status dl_rec_set_state(dl_layer *l, const float *state, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -459,6 +459,22 @@ START_TEST(gpu_parity_embed) {
 }
 END_TEST
 
+/* LSTM: the steps, the cell and the backward through time. Every sequence
+ * starts at step 0 (cont 0: the state the CPU run carried over is not used)
+ * and some restart later; the state the GPU run carries over is the CPU's. */
+START_TEST(gpu_parity_lstm) {
+  REQUIRE_GPU("parity_lstm");
+  int T = 5, N = 3;
+  dl_blob *b[2] = {dl_test_blob("x", 3, (int[]){T, N, 7}, -1, 1, 40),
+                   dl_test_blob("cont", 2, (int[]){T, N}, 0, 1, 41)};
+  float *cont = dl_data(b[1]);
+  for (int i = 0; i < T * N; i++)
+    cont[i] = i < N || i % 4 == 3 ? 0.0f : 1.0f;
+  parity("{name: l, type: LSTM, num_output: 11, bias_filler: {type: uniform}}", b, 2, 1);
+  dl_blob_free(b[0]), dl_blob_free(b[1]);
+}
+END_TEST
+
 START_TEST(gpu_parity_losses) {
   REQUIRE_GPU("parity_losses");
   dl_blob *ab[2] = {dl_test_blob("a", 2, (int[]){6, 13}, -1, 1, 41),
@@ -736,6 +752,7 @@ Suite *suite_gpu(void) {
   tcase_add_test(tc, gpu_parity_pooling);
   tcase_add_test(tc, gpu_parity_dropout);
   tcase_add_test(tc, gpu_parity_embed);
+  tcase_add_test(tc, gpu_parity_lstm);
   tcase_add_test(tc, gpu_parity_losses);
   tcase_add_test(tc, gpu_parity_accuracy_split);
   tcase_add_test(tc, gpu_bad_label_is_an_error);
