@@ -148,3 +148,22 @@ void dl_layer_free(dl_layer *l) {
   free((char *)l->loc.file);
   free(l);
 }
+
+#ifdef DL_GPU
+#include "core/math_gpu.h"
+
+dl_status dl_view_forward_gpu(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                              int nt) {
+  (void)l, (void)bottom, (void)nb, (void)top, (void)nt; /* data is shared */
+  return DL_OK;
+}
+
+void dl_view_backward_gpu(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                          dl_blob *const *bottom, int nb) {
+  (void)l, (void)nt, (void)nb;
+  if (!propagate_down[0] || top[0]->diff == bottom[0]->diff) return;
+  const float *dy = dl_gpu_cdiff(top[0]);
+  float *dx = dl_gpu_diff(bottom[0]);
+  if (dy && dx) dl_gpu_copy(top[0]->count, dy, dx);
+}
+#endif

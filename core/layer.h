@@ -134,6 +134,11 @@ struct dl_layer_ops {
   void dl_##name##_backward_gpu(dl_layer *l, dl_blob *const *top, int nt,                          \
                                 const int *propagate_down, dl_blob *const *bottom, int nb)
 
+/* The GPU side of the view layers (Flatten, Reshape), whose top shares the
+ * bottom's data and diff: forward does nothing, backward copies dy to dx on
+ * the device only if something re-pointed the top's diff. */
+DL_GPU_TWINS(view);
+
 struct dl_layer {
   const dl_layer_ops *ops;
   char *name;

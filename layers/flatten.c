@@ -84,4 +84,8 @@ const dl_layer_ops dl_layer_flatten = {
     .reshape = flatten_reshape,
     .forward = flatten_forward,
     .backward = flatten_backward,
+#ifdef DL_GPU
+    .forward_gpu = dl_view_forward_gpu,
+    .backward_gpu = dl_view_backward_gpu,
+#endif
 };

@@ -183,4 +183,8 @@ const dl_layer_ops dl_layer_reshape = {
     .reshape = reshape_reshape,
     .forward = reshape_forward,
     .backward = reshape_backward,
+#ifdef DL_GPU
+    .forward_gpu = dl_view_forward_gpu,
+    .backward_gpu = dl_view_backward_gpu,
+#endif
 };

@@ -328,8 +328,12 @@ static void parity(const char *yaml, dl_blob **bottom, int nb, int nt) {
       memcpy(dl_diff(top[t]), dy[t], top[t]->count * sizeof(float));
     for (int p = 0; p < l->nparams; p++)
       dl_set(l->params[p]->count, 0, dl_diff(l->params[p]));
-    for (int b = 0; b < nb; b++)
-      if (prop[b]) dl_set(bottom[b]->count, 7, dl_diff(bottom[b])); /* must be overwritten */
+    for (int b = 0; b < nb; b++) {
+      int shared = 0; /* a view's bottom diff is its top's: dy, set above */
+      for (int t = 0; t < nt; t++)
+        shared |= top[t]->diff == bottom[b]->diff;
+      if (prop[b] && !shared) dl_set(bottom[b]->count, 7, dl_diff(bottom[b])); /* overwritten */
+    }
     l->ops->backward_gpu(l, top, nt, prop, bottom, nb);
     sync_ok();
     for (int b = 0; b < nb; b++) {
@@ -472,6 +476,16 @@ START_TEST(gpu_parity_lstm) {
     cont[i] = i < N || i % 4 == 3 ? 0.0f : 1.0f;
   parity("{name: l, type: LSTM, num_output: 11, bias_filler: {type: uniform}}", b, 2, 1);
   dl_blob_free(b[0]), dl_blob_free(b[1]);
+}
+END_TEST
+
+/* The views: the top shares the bottom's data and diff on the device too. */
+START_TEST(gpu_parity_views) {
+  REQUIRE_GPU("parity_views");
+  dl_blob *x = dl_test_blob("x", 4, (int[]){2, 3, 4, 5}, -1, 1, 42);
+  parity("{name: f, type: Flatten}", &x, 1, 1);
+  parity("{name: r, type: Reshape, shape: [0, -1, 5]}", &x, 1, 1);
+  dl_blob_free(x);
 }
 END_TEST
 
@@ -753,6 +767,7 @@ Suite *suite_gpu(void) {
   tcase_add_test(tc, gpu_parity_dropout);
   tcase_add_test(tc, gpu_parity_embed);
   tcase_add_test(tc, gpu_parity_lstm);
+  tcase_add_test(tc, gpu_parity_views);
   tcase_add_test(tc, gpu_parity_losses);
   tcase_add_test(tc, gpu_parity_accuracy_split);
   tcase_add_test(tc, gpu_bad_label_is_an_error);
