@@ -3,10 +3,7 @@
 #include <math.h>
 
 #include "core/layer.h"
-
-typedef struct {
-  float alpha;
-} elu_param;
+#include "layers/elu.h"
 
 static const dl_param_spec elu_schema[] = {
     DL_P_FLOAT(elu_param, alpha, "1", 0, 1e9,
@@ -60,4 +57,8 @@ const dl_layer_ops dl_layer_elu = {
     .reshape = elu_reshape,
     .forward = elu_forward,
     .backward = elu_backward,
+#ifdef DL_GPU
+    .forward_gpu = dl_elu_forward_gpu,
+    .backward_gpu = dl_elu_backward_gpu,
+#endif
 };

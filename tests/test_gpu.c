@@ -373,6 +373,7 @@ START_TEST(gpu_parity_activations) {
   parity("{name: r, type: ReLU, negative_slope: 0.1}", &x, 1, 1);
   parity("{name: s, type: Sigmoid}", &x, 1, 1);
   parity("{name: t, type: TanH}", &x, 1, 1);
+  parity("{name: e, type: ELU, alpha: 0.7}", &x, 1, 1);
   dl_blob_free(x);
   x = dl_test_blob("x", 2, (int[]){3, 1031}, -60, 60, 22); /* saturation */
   parity("{name: s, type: Sigmoid}", &x, 1, 1);
