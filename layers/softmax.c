@@ -1,4 +1,5 @@
 /* Softmax over one axis: y_c = exp(x_c) / sum_k exp(x_k). */
+#include "layers/softmax.h"
 #include "core/layer.h"
 #include "core/math.h"
 
@@ -12,7 +13,7 @@ static const dl_param_spec softmax_schema[] = {
     DL_SPEC_END};
 
 /* The outer x C x inner view of x around the softmax axis. */
-static dl_status softmax_dims(dl_layer *l, const dl_blob *x, int *outer, int *C, int *inner) {
+dl_status dl_softmax_layer_dims(dl_layer *l, const dl_blob *x, int *outer, int *C, int *inner) {
   const softmax_param *p = l->param;
   int axis = dl_blob_axis(x, p->axis);
   if (axis < 0)
@@ -28,7 +29,7 @@ static dl_status softmax_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl
                                  int nt) {
   (void)nb, (void)nt;
   int outer, C, inner;
-  dl_status st = softmax_dims(l, bottom[0], &outer, &C, &inner);
+  dl_status st = dl_softmax_layer_dims(l, bottom[0], &outer, &C, &inner);
   if (st) return st;
   return dl_blob_reshape_like(top[0], bottom[0]);
 }
@@ -37,7 +38,7 @@ static dl_status softmax_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl
                                  int nt) {
   (void)nb, (void)nt;
   int outer, C, inner;
-  softmax_dims(l, bottom[0], &outer, &C, &inner);
+  dl_softmax_layer_dims(l, bottom[0], &outer, &C, &inner);
   dl_softmax(outer, C, inner, dl_cdata(bottom[0]), dl_data(top[0]));
   return DL_OK;
 }
@@ -48,7 +49,7 @@ static void softmax_backward(dl_layer *l, dl_blob *const *top, int nt, const int
   (void)nt, (void)nb;
   if (!propagate_down[0]) return;
   int outer, C, inner;
-  softmax_dims(l, bottom[0], &outer, &C, &inner);
+  dl_softmax_layer_dims(l, bottom[0], &outer, &C, &inner);
   const float *y = dl_cdata(top[0]), *dy = dl_cdiff(top[0]);
   float *dx = dl_diff(bottom[0]);
   for (int o = 0; o < outer; o++)
@@ -68,10 +69,17 @@ const dl_layer_ops dl_layer_softmax = {
     .summary = "softmax over one axis (probabilities; for training use SoftmaxWithLoss)",
     .schema = softmax_schema,
     .param_size = sizeof(softmax_param),
-    .min_bottoms = 1, .max_bottoms = 1, .min_tops = 1, .max_tops = 1,
+    .min_bottoms = 1,
+    .max_bottoms = 1,
+    .min_tops = 1,
+    .max_tops = 1,
     .bottoms_doc = "x: any shape",
     .tops_doc = "y: same shape as x, summing to 1 along `axis`",
     .reshape = softmax_reshape,
     .forward = softmax_forward,
     .backward = softmax_backward,
+#ifdef DL_GPU
+    .forward_gpu = dl_softmax_forward_gpu,
+    .backward_gpu = dl_softmax_backward_gpu,
+#endif
 };

@@ -374,6 +374,8 @@ START_TEST(gpu_parity_activations) {
   parity("{name: s, type: Sigmoid}", &x, 1, 1);
   parity("{name: t, type: TanH}", &x, 1, 1);
   parity("{name: e, type: ELU, alpha: 0.7}", &x, 1, 1);
+  parity("{name: s, type: Softmax}", &x, 1, 1);           /* over C = 3, inner 35 */
+  parity("{name: s, type: Softmax, axis: -1}", &x, 1, 1); /* rows of 7 */
   dl_blob_free(x);
   x = dl_test_blob("x", 2, (int[]){3, 1031}, -60, 60, 22); /* saturation */
   parity("{name: s, type: Sigmoid}", &x, 1, 1);
