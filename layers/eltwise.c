@@ -4,14 +4,10 @@
 
 #include "core/layer.h"
 #include "core/math.h"
+#include "layers/eltwise.h"
 
-enum { OP_PROD, OP_SUM, OP_MAX };
+enum { OP_PROD = DL_ELTWISE_PROD, OP_SUM = DL_ELTWISE_SUM, OP_MAX = DL_ELTWISE_MAX };
 static const char *const op_names[] = {"prod", "sum", "max", NULL};
-
-typedef struct {
-  int operation;
-  dl_floats coeff;
-} eltwise_param;
 
 static const dl_param_spec eltwise_schema[] = {
     DL_P_ENUM(eltwise_param, operation, "sum", op_names,
@@ -175,4 +171,8 @@ const dl_layer_ops dl_layer_eltwise = {
     .forward = eltwise_forward,
     .backward = eltwise_backward,
     .destroy = eltwise_destroy,
+#ifdef DL_GPU
+    .forward_gpu = dl_eltwise_forward_gpu,
+    .backward_gpu = dl_eltwise_backward_gpu,
+#endif
 };

@@ -492,6 +492,21 @@ START_TEST(gpu_parity_views) {
 }
 END_TEST
 
+/* Eltwise: weighted sum, product and maximum of three bottoms (random values:
+ * no ties for max). */
+START_TEST(gpu_parity_eltwise) {
+  REQUIRE_GPU("parity_eltwise");
+  dl_blob *x[3] = {dl_test_blob("a", 2, (int[]){7, 13}, -1, 1, 43),
+                   dl_test_blob("b", 2, (int[]){7, 13}, -1, 1, 44),
+                   dl_test_blob("c", 2, (int[]){7, 13}, -1, 1, 45)};
+  parity("{name: e, type: Eltwise, operation: sum, coeff: [1, -0.5, 2]}", x, 3, 1);
+  parity("{name: e, type: Eltwise, operation: prod}", x, 3, 1);
+  parity("{name: e, type: Eltwise, operation: max}", x, 3, 1);
+  for (int i = 0; i < 3; i++)
+    dl_blob_free(x[i]);
+}
+END_TEST
+
 START_TEST(gpu_parity_losses) {
   REQUIRE_GPU("parity_losses");
   dl_blob *ab[2] = {dl_test_blob("a", 2, (int[]){6, 13}, -1, 1, 41),
@@ -771,6 +786,7 @@ Suite *suite_gpu(void) {
   tcase_add_test(tc, gpu_parity_embed);
   tcase_add_test(tc, gpu_parity_lstm);
   tcase_add_test(tc, gpu_parity_views);
+  tcase_add_test(tc, gpu_parity_eltwise);
   tcase_add_test(tc, gpu_parity_losses);
   tcase_add_test(tc, gpu_parity_accuracy_split);
   tcase_add_test(tc, gpu_bad_label_is_an_error);
