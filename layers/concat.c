@@ -5,6 +5,7 @@
 
 #include "core/layer.h"
 #include "core/math.h"
+#include "layers/concat.h"
 
 typedef struct {
   int axis;
@@ -16,13 +17,6 @@ static const dl_param_spec concat_schema[] = {
              "counts from the end)",
              "concat_param { axis }"),
     DL_SPEC_END};
-
-typedef struct {
-  int axis;   /* resolved, non-negative */
-  int outer;  /* product of the axes before `axis` */
-  int inner;  /* product of the axes after `axis` */
-  int top_ax; /* the top's size on `axis` */
-} concat_priv;
 
 static dl_status concat_setup(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                               int nt) {
@@ -142,4 +136,8 @@ const dl_layer_ops dl_layer_concat = {
     .forward = concat_forward,
     .backward = concat_backward,
     .destroy = concat_destroy,
+#ifdef DL_GPU
+    .forward_gpu = dl_concat_forward_gpu,
+    .backward_gpu = dl_concat_backward_gpu,
+#endif
 };

@@ -507,6 +507,20 @@ START_TEST(gpu_parity_eltwise) {
 }
 END_TEST
 
+/* Concat along channels and along the last axis (two and three bottoms). */
+START_TEST(gpu_parity_concat) {
+  REQUIRE_GPU("parity_concat");
+  dl_blob *x[3] = {dl_test_blob("a", 4, (int[]){2, 3, 4, 5}, -1, 1, 46),
+                   dl_test_blob("b", 4, (int[]){2, 2, 4, 5}, -1, 1, 47),
+                   dl_test_blob("c", 4, (int[]){2, 1, 4, 5}, -1, 1, 48)};
+  parity("{name: c, type: Concat}", x, 3, 1);
+  dl_blob_free(x[1]), dl_blob_free(x[2]);
+  x[1] = dl_test_blob("b", 4, (int[]){2, 3, 4, 2}, -1, 1, 49);
+  parity("{name: c, type: Concat, axis: -1}", x, 2, 1);
+  dl_blob_free(x[0]), dl_blob_free(x[1]);
+}
+END_TEST
+
 START_TEST(gpu_parity_losses) {
   REQUIRE_GPU("parity_losses");
   dl_blob *ab[2] = {dl_test_blob("a", 2, (int[]){6, 13}, -1, 1, 41),
@@ -787,6 +801,7 @@ Suite *suite_gpu(void) {
   tcase_add_test(tc, gpu_parity_lstm);
   tcase_add_test(tc, gpu_parity_views);
   tcase_add_test(tc, gpu_parity_eltwise);
+  tcase_add_test(tc, gpu_parity_concat);
   tcase_add_test(tc, gpu_parity_losses);
   tcase_add_test(tc, gpu_parity_accuracy_split);
   tcase_add_test(tc, gpu_bad_label_is_an_error);
