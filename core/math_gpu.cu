@@ -68,6 +68,14 @@ extern "C" void dl_gpu_copy(size_t n, const float *x, float *y) {
   CHECK_CUDA(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, dl_gpu_stream()));
 }
 
+extern "C" dl_status dl_gpu_copy_rows(int rows, size_t width, const float *src, size_t sp,
+                                      float *dst, size_t dp) {
+  if (rows <= 0 || !width) return DL_OK;
+  return CHECK_CUDA(cudaMemcpy2DAsync(dst, dp * sizeof(float), src, sp * sizeof(float),
+                                      width * sizeof(float), (size_t)rows, cudaMemcpyDeviceToDevice,
+                                      dl_gpu_stream()));
+}
+
 // y (M x N) += b on every row.
 __global__ static void add_row_kernel(size_t n, int N, const float *b, float *y) {
   DL_GPU_LOOP(k, n) y[k] += b[k % (size_t)N];

@@ -23,6 +23,10 @@ void dl_gpu_axpby(size_t n, float alpha, const float *x, float beta, float *y);
 void dl_gpu_scal(size_t n, float alpha, float *x);
 void dl_gpu_set(size_t n, float value, float *x);
 void dl_gpu_copy(size_t n, const float *x, float *y);
+/* `rows` rows of `width` floats from src (rows sp floats apart) to dst (dp
+ * apart): one strided 2-D copy on the stream (Concat, Slice). */
+dl_status dl_gpu_copy_rows(int rows, size_t width, const float *src, size_t sp, float *dst,
+                           size_t dp);
 /* Reductions in double, in a fixed order (the same bits on every run). */
 double dl_gpu_dot(size_t n, const float *x, const float *y);
 double dl_gpu_asum(size_t n, const float *x);

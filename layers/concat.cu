@@ -1,17 +1,9 @@
 // Concat's GPU twin (layers/concat.c has the CPU reference): each bottom is an
 // outer x (its size on the axis x inner) block of the top, rows top_ax x inner
-// apart: one strided 2-D copy each way (cudaMemcpy2DAsync on the stream).
+// apart: one strided 2-D copy each way (dl_gpu_copy_rows).
 #include "core/gpu.h"
+#include "core/math_gpu.h"
 #include "layers/concat.h"
-
-// rows of `width` floats from src (pitch sp floats) to dst (pitch dp floats)
-static dl_status copy_rows(int rows, size_t width, const float *src, size_t sp, float *dst,
-                           size_t dp) {
-  if (!rows || !width) return DL_OK;
-  return CHECK_CUDA(cudaMemcpy2DAsync(dst, dp * sizeof(float), src, sp * sizeof(float),
-                                      width * sizeof(float), (size_t)rows,
-                                      cudaMemcpyDeviceToDevice, dl_gpu_stream()));
-}
 
 extern "C" dl_status dl_concat_forward_gpu(dl_layer *l, dl_blob *const *bottom, int nb,
                                            dl_blob *const *top, int) {
@@ -24,7 +16,7 @@ extern "C" dl_status dl_concat_forward_gpu(dl_layer *l, dl_blob *const *bottom, 
     size_t block = (size_t)bottom[i]->shape[s->axis] * s->inner;
     const float *x = dl_gpu_cdata(bottom[i]);
     if (!x) return dl_gpu_error();
-    dl_status st = copy_rows(s->outer, block, x, block, y + (size_t)off * s->inner, row);
+    dl_status st = dl_gpu_copy_rows(s->outer, block, x, block, y + (size_t)off * s->inner, row);
     if (st) return st;
   }
   return DL_OK;
@@ -42,6 +34,7 @@ extern "C" void dl_concat_backward_gpu(dl_layer *l, dl_blob *const *top, int,
     if (!propagate_down[i]) continue;
     size_t block = (size_t)bottom[i]->shape[s->axis] * s->inner;
     float *dx = dl_gpu_diff(bottom[i]);
-    if (!dx || copy_rows(s->outer, block, dy + (size_t)off * s->inner, row, dx, block)) return;
+    if (!dx || dl_gpu_copy_rows(s->outer, block, dy + (size_t)off * s->inner, row, dx, block))
+      return;
   }
 }

@@ -4,6 +4,10 @@
 
 #include "core/layer.h"
 #include "core/math.h"
+#ifdef DL_GPU
+#include "core/gpu.h"
+#include "core/math_gpu.h"
+#endif
 
 typedef struct {
   int axis;
@@ -141,6 +145,43 @@ static void slice_backward(dl_layer *l, dl_blob *const *top, int nt, const int *
   }
 }
 
+#ifdef DL_GPU
+/* The GPU side: the same row copies on the device (dl_gpu_copy_rows). */
+static dl_status slice_forward_gpu(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                                   int nt) {
+  (void)nb;
+  const slice_priv *s = l->priv;
+  if (top[0]->data == bottom[0]->data) return DL_OK; /* one top, shared */
+  const float *x = dl_gpu_cdata(bottom[0]);
+  if (!x) return dl_gpu_error();
+  size_t row = (size_t)bottom[0]->shape[s->axis] * s->inner;
+  for (int t = 0, off = 0; t < nt; off += s->size[t], t++) {
+    size_t block = (size_t)s->size[t] * s->inner;
+    float *y = dl_gpu_data(top[t]);
+    dl_status st = y ? dl_gpu_copy_rows(s->outer, block, x + (size_t)off * s->inner, row, y, block)
+                     : dl_gpu_error();
+    if (st) return st;
+  }
+  return DL_OK;
+}
+
+static void slice_backward_gpu(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                               dl_blob *const *bottom, int nb) {
+  (void)nb;
+  const slice_priv *s = l->priv;
+  if (!propagate_down[0] || top[0]->diff == bottom[0]->diff) return;
+  float *dx = dl_gpu_diff(bottom[0]);
+  if (!dx) return;
+  size_t row = (size_t)bottom[0]->shape[s->axis] * s->inner;
+  for (int t = 0, off = 0; t < nt; off += s->size[t], t++) {
+    size_t block = (size_t)s->size[t] * s->inner;
+    const float *dy = dl_gpu_cdiff(top[t]);
+    if (!dy || dl_gpu_copy_rows(s->outer, block, dy, block, dx + (size_t)off * s->inner, row))
+      return;
+  }
+}
+#endif
+
 static void slice_destroy(dl_layer *l) { free(l->priv); }
 
 const dl_layer_ops dl_layer_slice = {
@@ -158,5 +199,9 @@ const dl_layer_ops dl_layer_slice = {
     .reshape = slice_reshape,
     .forward = slice_forward,
     .backward = slice_backward,
+#ifdef DL_GPU
+    .forward_gpu = slice_forward_gpu,
+    .backward_gpu = slice_backward_gpu,
+#endif
     .destroy = slice_destroy,
 };

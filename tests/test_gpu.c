@@ -518,6 +518,11 @@ START_TEST(gpu_parity_concat) {
   x[1] = dl_test_blob("b", 4, (int[]){2, 3, 4, 2}, -1, 1, 49);
   parity("{name: c, type: Concat, axis: -1}", x, 2, 1);
   dl_blob_free(x[0]), dl_blob_free(x[1]);
+  /* Slice, Concat's inverse: uneven pieces along channels, equal ones along the last axis */
+  x[0] = dl_test_blob("x", 4, (int[]){2, 6, 3, 4}, -1, 1, 50);
+  parity("{name: s, type: Slice, slice_point: [1, 4]}", x, 1, 3);
+  parity("{name: s, type: Slice, axis: -1}", x, 1, 2);
+  dl_blob_free(x[0]);
 }
 END_TEST
 
