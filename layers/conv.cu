@@ -17,6 +17,7 @@
 #include "layers/conv.h"
 
 #define WORKSPACE_LIMIT ((size_t)512 << 20)
+#define DL_ARGS(...)    __VA_ARGS__ /* a macro argument with commas */
 
 struct dl_conv_cudnn {
   dl_conv_desc d; // the shapes the descriptors were made for
@@ -103,56 +104,40 @@ static dl_status make_descriptors(dl_conv_cudnn *e, const dl_conv_desc *d) {
   return st;
 }
 
-// The fastest of cuDNN's measured candidates that ran, fit the limit and, under
-// `deterministic: true`, repeat bit for bit: the first such one (results come
-// sorted by time). found stays 0 when none did.
-#define PICK(results, count, out, bytes)                                                           \
+// Measures cuDNN's candidates for one of the three passes (FIND: its
+// cudnnFind*Algorithm, called with the descriptors in ARGS) and takes the
+// fastest that ran, fits WORKSPACE_LIMIT and, under `deterministic: true`,
+// repeats bit for bit: the first such one, as results come sorted by time.
+// The workspace grows to what it needs.
+#define CHOOSE(PERF, FIND, ARGS, OUT, WHAT)                                                        \
   do {                                                                                             \
-    for (int i_ = 0; i_ < (count); i_++)                                                           \
-      if ((results)[i_].status == CUDNN_STATUS_SUCCESS &&                                          \
-          (results)[i_].memory <= WORKSPACE_LIMIT &&                                               \
-          (!dl_gpu_deterministic() || (results)[i_].determinism == CUDNN_DETERMINISTIC)) {         \
-        *(out) = (results)[i_].algo;                                                               \
-        *(bytes) = (results)[i_].memory;                                                           \
-        found = 1;                                                                                 \
-        break;                                                                                     \
+    PERF r_[MAX_ALGOS];                                                                            \
+    int n_ = 0, found_ = 0;                                                                        \
+    dl_status st_ = CHECK_CUDNN(FIND(dl_gpu_cudnn(), ARGS, MAX_ALGOS, &n_, r_));                   \
+    if (st_) return st_;                                                                           \
+    for (int i_ = 0; i_ < n_ && !found_; i_++)                                                     \
+      if (r_[i_].status == CUDNN_STATUS_SUCCESS && r_[i_].memory <= WORKSPACE_LIMIT &&             \
+          (!dl_gpu_deterministic() || r_[i_].determinism == CUDNN_DETERMINISTIC)) {                \
+        OUT = r_[i_].algo;                                                                         \
+        if (r_[i_].memory > e->workspace) e->workspace = r_[i_].memory;                            \
+        found_ = 1;                                                                                \
       }                                                                                            \
+    if (!found_)                                                                                   \
+      return dl_gpu_fail(DL_EDEVICE, "Convolution on cuDNN: no %s algorithm fits %zu MiB%s", WHAT, \
+                         WORKSPACE_LIMIT >> 20,                                                    \
+                         dl_gpu_deterministic() ? " among the deterministic ones" : "");           \
   } while (0)
 
 static dl_status choose_algorithms(dl_conv_cudnn *e) {
-  cudnnHandle_t h = dl_gpu_cudnn();
   enum { MAX_ALGOS = 16 };
-  int count = 0, found = 0;
-  size_t bytes = 0;
-  cudnnConvolutionFwdAlgoPerf_t fwd[MAX_ALGOS];
-  dl_status st = CHECK_CUDNN(
-      cudnnFindConvolutionForwardAlgorithm(h, e->x, e->w, e->conv, e->y, MAX_ALGOS, &count, fwd));
-  if (!st) PICK(fwd, count, &e->fwd, &bytes);
-  if (!st && !found)
-    return dl_gpu_fail(DL_EDEVICE, "Convolution on cuDNN: no forward algorithm fits %zu MiB",
-                       WORKSPACE_LIMIT >> 20);
-  e->workspace = bytes;
-
-  cudnnConvolutionBwdDataAlgoPerf_t data[MAX_ALGOS];
-  found = 0;
-  if (!st)
-    st = CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(h, e->w, e->y, e->conv, e->x,
-                                                               MAX_ALGOS, &count, data));
-  if (!st) PICK(data, count, &e->bwd_data, &bytes);
-  if (!st && !found)
-    return dl_gpu_fail(DL_EDEVICE, "Convolution on cuDNN: no backward-data algorithm fits");
-  if (bytes > e->workspace) e->workspace = bytes;
-
-  cudnnConvolutionBwdFilterAlgoPerf_t filter[MAX_ALGOS];
-  found = 0;
-  if (!st)
-    st = CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(h, e->x, e->y, e->conv, e->w,
-                                                                 MAX_ALGOS, &count, filter));
-  if (!st) PICK(filter, count, &e->bwd_filter, &bytes);
-  if (!st && !found)
-    return dl_gpu_fail(DL_EDEVICE, "Convolution on cuDNN: no backward-filter algorithm fits");
-  if (bytes > e->workspace) e->workspace = bytes;
-  return st;
+  e->workspace = 0;
+  CHOOSE(cudnnConvolutionFwdAlgoPerf_t, cudnnFindConvolutionForwardAlgorithm,
+         DL_ARGS(e->x, e->w, e->conv, e->y), e->fwd, "forward");
+  CHOOSE(cudnnConvolutionBwdDataAlgoPerf_t, cudnnFindConvolutionBackwardDataAlgorithm,
+         DL_ARGS(e->w, e->y, e->conv, e->x), e->bwd_data, "backward-data");
+  CHOOSE(cudnnConvolutionBwdFilterAlgoPerf_t, cudnnFindConvolutionBackwardFilterAlgorithm,
+         DL_ARGS(e->x, e->y, e->conv, e->w), e->bwd_filter, "backward-filter");
+  return DL_OK;
 }
 
 // The state for d: made (or remade, when the shapes changed) on demand.

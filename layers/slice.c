@@ -108,77 +108,85 @@ static dl_status slice_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_b
   return DL_OK;
 }
 
-/* rows blocks of n floats, from src (rows x src_stride) to dst (rows x dst_stride). */
-static void copy_rows(int rows, size_t n, const float *src, size_t src_stride, float *dst,
-                      size_t dst_stride) {
-  for (int r = 0; r < rows; r++)
-    dl_copy(n, src + r * src_stride, dst + r * dst_stride);
+/* The blobs' arrays on the host, or on the device for the GPU twins (NULL
+ * there on a device failure, which the sticky error reports). */
+static const float *read_of(int gpu, dl_blob *b, int diff) {
+#ifdef DL_GPU
+  if (gpu) return diff ? dl_gpu_cdiff(b) : dl_gpu_cdata(b);
+#endif
+  (void)gpu;
+  return diff ? dl_cdiff(b) : dl_cdata(b);
 }
 
-/* x (outer x dim x inner): top t (outer x size[t] x inner) is the part from
- * offset off_t on the axis, off_t being the sum of the earlier tops' sizes. */
-static dl_status slice_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
-                               int nt) {
-  (void)nb;
-  const slice_priv *s = l->priv;
-  if (top[0]->data == bottom[0]->data) return DL_OK; /* one top, shared */
-  const float *x = dl_cdata(bottom[0]);
-  size_t row = (size_t)bottom[0]->shape[s->axis] * s->inner;
-  for (int t = 0, off = 0; t < nt; off += s->size[t], t++) {
-    size_t block = (size_t)s->size[t] * s->inner;
-    copy_rows(s->outer, block, x + (size_t)off * s->inner, row, dl_data(top[t]), block);
-  }
+static float *write_of(int gpu, dl_blob *b, int diff) {
+#ifdef DL_GPU
+  if (gpu) return diff ? dl_gpu_diff(b) : dl_gpu_data(b);
+#endif
+  (void)gpu;
+  return diff ? dl_diff(b) : dl_data(b);
+}
+
+/* rows blocks of n floats, from src (rows x src_stride) to dst (rows x dst_stride). */
+static dl_status copy_rows(int gpu, int rows, size_t n, const float *src, size_t src_stride,
+                           float *dst, size_t dst_stride) {
+#ifdef DL_GPU
+  if (gpu) return dl_gpu_copy_rows(rows, n, src, src_stride, dst, dst_stride);
+#endif
+  (void)gpu;
+  for (int r = 0; r < rows; r++)
+    dl_copy(n, src + r * src_stride, dst + r * dst_stride);
   return DL_OK;
 }
 
-/* dx = the tops' diffs put back side by side. */
-static void slice_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
-                           dl_blob *const *bottom, int nb) {
-  (void)nb;
+/* x (outer x dim x inner): top t (outer x size[t] x inner) is the part from
+ * offset off_t on the axis, off_t being the sum of the earlier tops' sizes.
+ * Forward copies x's parts to the tops; backward puts the tops' diffs back
+ * side by side in dx. On the host, or on the device (gpu). */
+static dl_status slice_copy(dl_layer *l, dl_blob *x, dl_blob *const *top, int nt, int gpu,
+                            int backward) {
   const slice_priv *s = l->priv;
-  if (!propagate_down[0] || top[0]->diff == bottom[0]->diff) return;
-  float *dx = dl_diff(bottom[0]);
-  size_t row = (size_t)bottom[0]->shape[s->axis] * s->inner;
+  const float *src = backward ? NULL : read_of(gpu, x, 0);
+  float *dx = backward ? write_of(gpu, x, 1) : NULL;
+  if (!src && !dx) return DL_EDEVICE;
+  size_t row = (size_t)x->shape[s->axis] * s->inner;
   for (int t = 0, off = 0; t < nt; off += s->size[t], t++) {
-    size_t block = (size_t)s->size[t] * s->inner;
-    copy_rows(s->outer, block, dl_cdiff(top[t]), block, dx + (size_t)off * s->inner, row);
-  }
-}
-
-#ifdef DL_GPU
-/* The GPU side: the same row copies on the device (dl_gpu_copy_rows). */
-static dl_status slice_forward_gpu(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
-                                   int nt) {
-  (void)nb;
-  const slice_priv *s = l->priv;
-  if (top[0]->data == bottom[0]->data) return DL_OK; /* one top, shared */
-  const float *x = dl_gpu_cdata(bottom[0]);
-  if (!x) return dl_gpu_error();
-  size_t row = (size_t)bottom[0]->shape[s->axis] * s->inner;
-  for (int t = 0, off = 0; t < nt; off += s->size[t], t++) {
-    size_t block = (size_t)s->size[t] * s->inner;
-    float *y = dl_gpu_data(top[t]);
-    dl_status st = y ? dl_gpu_copy_rows(s->outer, block, x + (size_t)off * s->inner, row, y, block)
-                     : dl_gpu_error();
+    size_t block = (size_t)s->size[t] * s->inner, at = (size_t)off * s->inner;
+    const float *dy = backward ? read_of(gpu, top[t], 1) : NULL;
+    float *y = backward ? NULL : write_of(gpu, top[t], 0);
+    if (!dy && !y) return DL_EDEVICE;
+    dl_status st = backward ? copy_rows(gpu, s->outer, block, dy, block, dx + at, row)
+                            : copy_rows(gpu, s->outer, block, src + at, row, y, block);
     if (st) return st;
   }
   return DL_OK;
 }
 
+static dl_status slice_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                               int nt) {
+  (void)nb;
+  if (top[0]->data == bottom[0]->data) return DL_OK; /* one top, shared */
+  return slice_copy(l, bottom[0], top, nt, 0, 0);
+}
+
+static void slice_backward(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
+                           dl_blob *const *bottom, int nb) {
+  (void)nb;
+  if (propagate_down[0] && top[0]->diff != bottom[0]->diff) slice_copy(l, bottom[0], top, nt, 0, 1);
+}
+
+#ifdef DL_GPU
+static dl_status slice_forward_gpu(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                                   int nt) {
+  (void)nb;
+  if (top[0]->data == bottom[0]->data) return DL_OK;
+  return slice_copy(l, bottom[0], top, nt, 1, 0) ? dl_gpu_error() : DL_OK;
+}
+
 static void slice_backward_gpu(dl_layer *l, dl_blob *const *top, int nt, const int *propagate_down,
                                dl_blob *const *bottom, int nb) {
   (void)nb;
-  const slice_priv *s = l->priv;
-  if (!propagate_down[0] || top[0]->diff == bottom[0]->diff) return;
-  float *dx = dl_gpu_diff(bottom[0]);
-  if (!dx) return;
-  size_t row = (size_t)bottom[0]->shape[s->axis] * s->inner;
-  for (int t = 0, off = 0; t < nt; off += s->size[t], t++) {
-    size_t block = (size_t)s->size[t] * s->inner;
-    const float *dy = dl_gpu_cdiff(top[t]);
-    if (!dy || dl_gpu_copy_rows(s->outer, block, dy, block, dx + (size_t)off * s->inner, row))
-      return;
-  }
+  if (propagate_down[0] && top[0]->diff != bottom[0]->diff)
+    slice_copy(l, bottom[0], top, nt, 1, 1); /* a failure is the sticky error */
 }
 #endif
 
