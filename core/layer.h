@@ -72,9 +72,14 @@ enum {
  * contiguous); it returns 0 when a gradient value is not finite (training
  * then stops). `scratch` has DL_UPDATE_TILE floats for each pool thread. */
 #define DL_UPDATE_TILE 131072 /* 512 KiB: FCN-S 123.5 -> 122 ms (2T) against 256 KiB */
+struct dl_sgd_target;         /* solvers/sgd_gemm.h */
 typedef struct dl_update_hook {
   int (*apply)(void *ctx, int param, size_t offset, int rows, int cols, size_t stride,
                const float *grad);
+  /* Net parameter `param`'s weights, history and step when the solver's rule
+   * is SGD, else NULL: a layer may then apply the step itself to a gradient
+   * it makes in registers (dl_sgd_gemm_tile). */
+  const struct dl_sgd_target *(*sgd_target)(void *ctx, int param);
   void *ctx;
   float *scratch;
 } dl_update_hook;

@@ -7,6 +7,7 @@
 #include "core/math.h"
 #include "core/parallel.h"
 #include "layers/inner_product.h"
+#include "solvers/sgd_gemm.h"
 
 static const dl_param_spec ip_schema[] = {
     DL_P_INT(ip_param, num_output, NULL, 1, 1 << 30, "number of outputs N",
@@ -80,9 +81,11 @@ static dl_status ip_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
                           dl_blob_shape_str(bottom[0], buf, sizeof buf), K, s->axis, s->K);
   }
   s->M = (int)dl_blob_count_range(bottom[0], 0, s->axis);
+  /* xt also holds x packed for dl_sgd_gemm_tile in backward */
+  size_t xt_floats = (size_t)s->M * s->K, packed = dl_sgd_gemm_packed_floats(s->M, s->K);
   if (transposed_forward(s->M, p->num_output, s->K) &&
       (reserve(&s->yt, &s->yt_cap, (size_t)s->M * p->num_output) ||
-       reserve(&s->xt, &s->xt_cap, (size_t)s->M * s->K) ||
+       reserve(&s->xt, &s->xt_cap, packed > xt_floats ? packed : xt_floats) ||
        reserve(&s->dyt, &s->dyt_cap, (size_t)s->M * p->num_output)))
     return DL_ENOMEM;
   int shape[DL_MAX_AXES];
@@ -155,13 +158,18 @@ static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
  * threads in column-major order so each keeps its block of x in cache. A
  * longer batch makes dW compute-bound: it is then made whole in the diff and
  * handed over in bands of rows, which still saves zeroing the diff and
- * re-reading it in the GEMM. Measured on the DLBench nets (docs/benchmarks.md). */
+ * re-reading it in the GEMM. With the SGD rule (and AVX-512) the tiles skip
+ * the scratch too: dl_sgd_gemm_tile applies the step to dW straight from
+ * registers while the weights of later blocks stream in (FCN-S's first layer's
+ * backward 35 -> 20 ms at 2 threads). Measured on the DLBench nets
+ * (docs/benchmarks.md). */
 typedef struct {
   const float *dy, *x; /* tiles: dy is dy^T (N x M): no transposed GEMM operand, 13% faster */
   const float *dw;     /* whole-gradient form */
   int M, N, K, rows, cols, row_tiles, tiles;
   const dl_update_hook *hook;
   int param;
+  const dl_sgd_target *sgd; /* SGD from registers (then x is packed) */
 } update_job;
 
 /* The tile shape for a batch of M <= 128 rows, 0 columns otherwise: columns
@@ -170,10 +178,10 @@ typedef struct {
  * and its history (FCN-S's output layer: 61 -> 47 ms with whole rows against
  * 64 x 1024 tiles); rows to fill DL_UPDATE_TILE. */
 enum { X_BLOCK = 262144 }; /* floats */
-static int tile_cols(int M, int K) {
+static int tile_cols(int M, int K, int multiple) {
   if (M > 128) return 0;
   int widest = X_BLOCK / M;
-  widest = widest > DL_UPDATE_TILE / 4 ? DL_UPDATE_TILE / 4 : widest / 32 * 32;
+  widest = widest > DL_UPDATE_TILE / 4 ? DL_UPDATE_TILE / 4 : widest / multiple * multiple;
   return K <= widest ? K : widest;
 }
 
@@ -185,6 +193,10 @@ static void update_tiles(void *arg, int p, int nparts) {
     int r0 = (t % j->row_tiles) * j->rows, c0 = (t / j->row_tiles) * j->cols;
     int rn = j->N - r0 < j->rows ? j->N - r0 : j->rows;
     int cn = j->K - c0 < j->cols ? j->K - c0 : j->cols;
+    if (j->sgd) {
+      if (!dl_sgd_gemm_tile(j->sgd, j->M, j->K, j->dy, j->x, r0, rn, c0, cn)) return;
+      continue;
+    }
     dl_gemm_serial(0, 0, rn, cn, j->M, 1.0f, j->dy + (size_t)r0 * j->M, j->M, j->x + c0, j->K,
                    0.0f, tile, cn);
     if (!j->hook->apply(j->hook->ctx, j->param, (size_t)r0 * j->K + c0, rn, cn, (size_t)j->K,
@@ -207,12 +219,21 @@ static void weight_grad_to_solver(dl_layer *l, int M, int N, int K, const float 
   update_job j = {.dy = dy, .x = x, .M = M, .N = N, .K = K, .hook = l->update_hook,
                   .param = dl_layer_update_index(l, 0)};
   int threads = dl_parallel_threads();
-  int cols = tile_cols(M, K);
+  const dl_update_hook *h = l->update_hook;
+  j.sgd = h->sgd_target && dl_sgd_gemm_usable(M, K) && s->xt_cap >= dl_sgd_gemm_packed_floats(M, K)
+              ? h->sgd_target(h->ctx, j.param)
+              : NULL;
+  int cols = tile_cols(M, K, j.sgd ? 48 : 32); /* dl_sgd_gemm_tile: panels of 48 */
   if (cols) {
     transpose(dy, M, N, NULL, s->dyt); /* reserved at reshape: M <= 128 */
     j.dy = s->dyt;
+    if (j.sgd) { /* s->xt: forward's x^T, free now, reserved for this too */
+      dl_sgd_gemm_pack(M, K, x, s->xt);
+      j.x = s->xt;
+    }
     j.cols = cols;
     j.rows = DL_UPDATE_TILE / cols < N ? DL_UPDATE_TILE / cols : N;
+    if (j.sgd && j.rows < N) j.rows = j.rows < 8 ? 8 : j.rows / 8 * 8; /* whole 8-row blocks */
     j.row_tiles = (N + j.rows - 1) / j.rows;
     j.tiles = j.row_tiles * ((K + cols - 1) / cols);
     dl_parallel_run(threads < j.tiles ? threads : j.tiles, update_tiles, &j);

@@ -305,9 +305,7 @@ static int portable_only; /* tests: the portable path on an AVX-512 machine too 
 
 void dl_pooling_portable_only(int on) { portable_only = on; }
 
-static int use_avx512(void) {
-  return !portable_only && !getenv("PORT") && __builtin_cpu_supports("avx512f");
-}
+static int use_avx512(void) { return !portable_only && __builtin_cpu_supports("avx512f"); }
 
 /* (best, arg) = (v, at) in the lanes where v > best (false for NaNs, as in C). */
 __attribute__((target("avx512f"))) static inline void take_gt(__m512 v, __m512i at, __m512 *best,

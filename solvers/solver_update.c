@@ -10,6 +10,7 @@
 #include "core/math.h"
 #include "core/parallel.h"
 #include "core/vmath.h"
+#include "solvers/sgd_gemm.h"
 #include "solvers/solver.h"
 #include "solvers/update_rule.h"
 
@@ -186,8 +187,9 @@ typedef struct {
 struct dl_backward_update {
   dl_update_hook hook;
   upd_fn fn;
-  bwu_blob *blob; /* per net parameter; used where net->in_backward is set */
-  atomic_int bad; /* 1 + the blob whose gradient was not finite; 0: none */
+  bwu_blob *blob;     /* per net parameter; used where net->in_backward is set */
+  dl_sgd_target *sgd; /* the same for layers applying SGD themselves; NULL for other rules */
+  atomic_int bad;     /* 1 + the blob whose gradient was not finite; 0: none */
 };
 
 /* Asks for `rows` runs of `cols` values from p on, `stride` apart, into L1:
@@ -225,6 +227,11 @@ static int apply_in_backward(void *ctx, int j, size_t off, int rows, int cols, s
   return 1;
 }
 
+static const dl_sgd_target *sgd_target(void *ctx, int j) {
+  const struct dl_backward_update *b = ctx;
+  return b->sgd ? &b->sgd[j] : NULL;
+}
+
 /* Whether the net's blob j may be updated during backward by layer l's
  * param k: learned, and no other layer uses it (a shared blob's gradient is
  * final only after every user's backward). */
@@ -255,12 +262,14 @@ dl_status dl_solver_backward_update_setup(dl_solver *s) {
   unsigned char *on = calloc((size_t)net->nparams, 1);
   if (b) b->blob = calloc((size_t)net->nparams, sizeof *b->blob);
   if (b) b->hook.scratch = dl_malloc((size_t)dl_parallel_threads() * DL_UPDATE_TILE * sizeof(float));
-  if (!b || !on || !b->blob || !b->hook.scratch) {
-    if (b) free(b->blob), free(b->hook.scratch);
+  if (b && p->type == DL_SOLVER_SGD) b->sgd = calloc((size_t)net->nparams, sizeof *b->sgd);
+  if (!b || !on || !b->blob || !b->hook.scratch || (p->type == DL_SOLVER_SGD && !b->sgd)) {
+    if (b) free(b->blob), free(b->hook.scratch), free(b->sgd);
     free(b), free(on);
     return dl_error(DL_ENOMEM, "out of memory");
   }
   b->hook.apply = apply_in_backward;
+  b->hook.sgd_target = sgd_target;
   b->hook.ctx = b;
   b->fn = rules[p->type].fn;
   int any = 0;
@@ -276,7 +285,7 @@ dl_status dl_solver_backward_update_setup(dl_solver *s) {
     }
   }
   if (!any) {
-    free(b->blob), free(b->hook.scratch), free(b), free(on);
+    free(b->blob), free(b->hook.scratch), free(b->sgd), free(b), free(on);
     return DL_OK;
   }
   net->in_backward = on;
@@ -287,6 +296,7 @@ dl_status dl_solver_backward_update_setup(dl_solver *s) {
 void dl_solver_backward_update_free(dl_solver *s) {
   if (!s->bwu) return;
   free(s->bwu->blob);
+  free(s->bwu->sgd);
   free(s->bwu->hook.scratch);
   free(s->bwu);
   s->bwu = NULL;
@@ -302,6 +312,7 @@ void dl_solver_backward_update_begin(dl_solver *s, double lr) {
     if (!net->in_backward[j]) continue;
     size_t off = net->param_offset[j];
     b->blob[j] = (bwu_blob){blob_upd(s, lr, j, 1.0f), w + off, h + off, two ? h + total + off : NULL};
+    if (b->sgd) b->sgd[j] = (dl_sgd_target){b->blob[j].u, w + off, h + off, &b->bad, j + 1};
   }
   atomic_store(&b->bad, 0);
 }

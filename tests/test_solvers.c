@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "core/net.h"
+#include "solvers/sgd_gemm.h"
 #include "solvers/solver.h"
 #include "tests/testutil.h"
 
@@ -192,15 +193,17 @@ END_TEST
 
 /* ---- update during backward -------------------------------------------------- */
 
-/* ip1's weights (70 x 2500) come to the solver in each of InnerProduct's
- * three forms, by batch: 16, tiles of whole rows (26 rows, then 18); 120,
- * tiles cut on both axes (30, 30 and 10 rows by 2176 and 324 columns); 200,
- * made whole and handed over in bands. ip2's (5 x 70, lr_mult 2) come in one tile; the
- * biases are updated after backward as usual. */
+/* ip1's weights (70 x 2512) come to the solver in each of InnerProduct's
+ * three forms, by batch: 16, tiles of whole rows (52 rows, then 18; for sgd,
+ * made in registers, 48 and 22); 120, tiles cut on both axes (60 and 10 rows
+ * by 2176 and 336 columns; for sgd 56 and 14 by 2160 and 352); 200, made
+ * whole and handed over in bands. ip2's (5 x 70, lr_mult 2) come in one tile
+ * (70 columns: never from registers); the biases are updated after backward
+ * as usual. */
 static void tiled_net(char *buf, size_t n, int batch) {
   snprintf(buf, n,
            "name: tiles\nlayers:\n"
-           "  - {name: d, type: SyntheticData, top: [data, label], shape: [%d, 2500], "
+           "  - {name: d, type: SyntheticData, top: [data, label], shape: [%d, 2512], "
            "num_classes: 5,\n"
            "     fixed: false}\n"
            "  - {name: ip1, type: InnerProduct, bottom: data, top: ip1, num_output: 70}\n"
@@ -217,16 +220,16 @@ static void close_arrays(const float *a, const float *b, size_t n, float tol, co
                   i, a[i], b[i]);
 }
 
-START_TEST(each_type_updates_during_backward_as_after_it) {
+static void compare_update_during_backward(int type) {
   static const int batches[] = {16, 120, 200};
-  const char *name = dl_solver_type_names[_i];
+  const char *name = dl_solver_type_names[type];
   for (int k = 0; k < 3; k++) {
     char d1[64], d2[64], yaml[512], net[1024];
     dl_test_tmpdir(d1, sizeof d1);
     dl_test_tmpdir(d2, sizeof d2);
     tiled_net(net, sizeof net, batches[k]);
     snprintf(yaml, sizeof yaml, "type: %s\n%sweight_decay: 0.01\nmax_iter: 100\nseed: 3\n", name,
-             type_hyper[_i]);
+             type_hyper[type]);
     dl_solver *a = make_solver(net, yaml, d1); /* auto: on */
     strcat(yaml, "update_during_backward: false\n");
     dl_solver *b = make_solver(net, yaml, d2);
@@ -252,6 +255,16 @@ START_TEST(each_type_updates_during_backward_as_after_it) {
     dl_test_rmdir(d1);
     dl_test_rmdir(d2);
   }
+}
+
+START_TEST(each_type_updates_during_backward_as_after_it) { compare_update_during_backward(_i); }
+END_TEST
+
+/* SGD's tiles as on a CPU without AVX-512 (made by the BLAS, then handed over). */
+START_TEST(sgd_updates_during_backward_without_registers) {
+  dl_sgd_gemm_disable(1);
+  compare_update_during_backward(DL_SOLVER_SGD);
+  dl_sgd_gemm_disable(0);
 }
 END_TEST
 
@@ -313,6 +326,71 @@ START_TEST(update_during_backward_reports_divergence) {
   ck_assert(dl_mem_host(s->train->flat_data)[s->train->param_offset[2]] == w0); /* untouched */
   dl_solver_free(s);
   dl_test_rmdir(dir);
+}
+END_TEST
+
+/* ---- SGD from registers (solvers/sgd_gemm.h) ------------------------------ */
+
+static float pseudo(unsigned i) { return (float)((i * 2654435761u) >> 8) / 16777216.0f - 0.5f; }
+
+/* dl_sgd_gemm_tile against dW summed in double and dl_rule_sgd, on shapes
+ * with partial panels (K % 48 of 16 and 32), rows past the last multiple of 8,
+ * batches shorter than a block's prefetch list, and W cut into several tiles;
+ * with L2, L1 and no decay. */
+START_TEST(sgd_gemm_matches_the_rule) {
+  if (!dl_sgd_gemm_usable(1, 16)) {
+    printf("SKIP sgd_gemm_matches_the_rule: this CPU has no AVX-512\n");
+    return;
+  }
+  static const int shapes[][5] = {/* N, K, M, tile rows, tile cols */
+                                  {21, 80, 5, 21, 80}, {21, 80, 5, 8, 48}, {16, 144, 64, 16, 96},
+                                  {9, 16, 128, 9, 16}, {8, 96, 1, 8, 96},  {35, 112, 50, 16, 48}};
+  static const float decay[][2] = {{0.01f, 0}, {0, 0.02f}, {0, 0}}; /* l2, l1 */
+  for (int c = 0; c < 6; c++)
+    for (int d = 0; d < 3; d++) {
+      int N = shapes[c][0], K = shapes[c][1], M = shapes[c][2];
+      size_t nw = (size_t)N * K;
+      float *dyt = malloc(sizeof(float) * N * M), *x = malloc(sizeof(float) * M * K);
+      float *w = malloc(sizeof(float) * nw), *v = malloc(sizeof(float) * nw);
+      float *rw = malloc(sizeof(float) * nw), *rv = malloc(sizeof(float) * nw);
+      float *xp = malloc(sizeof(float) * dl_sgd_gemm_packed_floats(M, K));
+      for (int i = 0; i < N * M; i++)
+        dyt[i] = pseudo(i + 1);
+      for (int i = 0; i < M * K; i++)
+        x[i] = pseudo(i + 77777);
+      for (size_t i = 0; i < nw; i++)
+        w[i] = rw[i] = pseudo(i + 555), v[i] = rv[i] = 0.1f * pseudo(i + 9);
+      atomic_int bad = 0;
+      dl_sgd_target t = {
+          .u = {.scale = 1, .rate = 0.05f, .l2 = decay[d][0], .l1 = decay[d][1], .mom = 0.9f},
+          .w = w,
+          .v = v,
+          .bad = &bad,
+          .id = 4};
+      for (int r = 0; r < N; r++)
+        for (int k = 0; k < K; k++) {
+          double g = 0;
+          for (int m = 0; m < M; m++)
+            g += (double)dyt[r * M + m] * x[(size_t)m * K + k];
+          dl_rule_sgd(&t.u, &rw[(size_t)r * K + k], (float)g, &rv[(size_t)r * K + k], NULL);
+        }
+      dl_sgd_gemm_pack(M, K, x, xp);
+      int tr = shapes[c][3], tc = shapes[c][4];
+      for (int r0 = 0; r0 < N; r0 += tr)
+        for (int c0 = 0; c0 < K; c0 += tc)
+          ck_assert(dl_sgd_gemm_tile(&t, M, K, dyt, xp, r0, N - r0 < tr ? N - r0 : tr, c0,
+                                     K - c0 < tc ? K - c0 : tc));
+      for (size_t i = 0; i < nw; i++) {
+        ck_assert_msg(fabsf(w[i] - rw[i]) <= 1e-6f && fabsf(v[i] - rv[i]) <= 1e-6f,
+                      "shape %d decay %d at %zu: w %.9g vs %.9g, v %.9g vs %.9g", c, d, i, w[i],
+                      rw[i], v[i], rv[i]);
+      }
+      ck_assert_int_eq(atomic_load(&bad), 0);
+      dyt[M * (N - 1)] = INFINITY; /* the last row's first batch value */
+      ck_assert(!dl_sgd_gemm_tile(&t, M, K, dyt, xp, 0, N, 0, K));
+      ck_assert_int_eq(atomic_load(&bad), 4);
+      free(dyt), free(x), free(w), free(v), free(rw), free(rv), free(xp);
+    }
 }
 END_TEST
 
@@ -530,6 +608,8 @@ Suite *suite_solvers(void) {
   tcase_add_test(tc, update_during_backward_only_where_it_is_exact);
   tcase_add_test(tc, precision_and_deterministic_keys);
   tcase_add_test(tc, update_during_backward_reports_divergence);
+  tcase_add_test(tc, sgd_gemm_matches_the_rule);
+  tcase_add_test(tc, sgd_updates_during_backward_without_registers);
   tcase_add_loop_test(tc, each_type_resumes_bit_identically, 0, DL_SOLVER_COUNT);
   tcase_add_test(tc, resume_under_another_type_is_refused);
   tcase_add_test(tc, caffe_type_names_and_defaults);
