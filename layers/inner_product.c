@@ -81,12 +81,12 @@ static dl_status ip_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
                           dl_blob_shape_str(bottom[0], buf, sizeof buf), K, s->axis, s->K);
   }
   s->M = (int)dl_blob_count_range(bottom[0], 0, s->axis);
-  /* xt also holds x packed for dl_sgd_gemm_tile in backward */
+  /* xt and dyt also hold x and dy packed for dl_sgd_gemm_tile in backward */
   size_t xt_floats = (size_t)s->M * s->K, packed = dl_sgd_gemm_packed_floats(s->M, s->K);
   if (transposed_forward(s->M, p->num_output, s->K) &&
       (reserve(&s->yt, &s->yt_cap, (size_t)s->M * p->num_output) ||
        reserve(&s->xt, &s->xt_cap, packed > xt_floats ? packed : xt_floats) ||
-       reserve(&s->dyt, &s->dyt_cap, (size_t)s->M * p->num_output)))
+       reserve(&s->dyt, &s->dyt_cap, dl_sgd_gemm_packed_dy_floats(s->M, p->num_output))))
     return DL_ENOMEM;
   int shape[DL_MAX_AXES];
   for (int i = 0; i < s->axis; i++)
@@ -178,8 +178,9 @@ typedef struct {
  * and its history (FCN-S's output layer: 61 -> 47 ms with whole rows against
  * 64 x 1024 tiles); rows to fill DL_UPDATE_TILE. */
 enum { X_BLOCK = 262144 }; /* floats */
-static int tile_cols(int M, int K, int multiple) {
+static int tile_cols(int M, int K, int registers) {
   if (M > 128) return 0;
+  int multiple = registers ? 48 : 32; /* dl_sgd_gemm_tile: panels of 48 */
   int widest = X_BLOCK / M;
   widest = widest > DL_UPDATE_TILE / 4 ? DL_UPDATE_TILE / 4 : widest / multiple * multiple;
   return K <= widest ? K : widest;
@@ -220,16 +221,20 @@ static void weight_grad_to_solver(dl_layer *l, int M, int N, int K, const float 
                   .param = dl_layer_update_index(l, 0)};
   int threads = dl_parallel_threads();
   const dl_update_hook *h = l->update_hook;
-  j.sgd = h->sgd_target && dl_sgd_gemm_usable(M, K) && s->xt_cap >= dl_sgd_gemm_packed_floats(M, K)
+  j.sgd = h->sgd_target && dl_sgd_gemm_usable(M, K) &&
+                  s->xt_cap >= dl_sgd_gemm_packed_floats(M, K) &&
+                  s->dyt_cap >= dl_sgd_gemm_packed_dy_floats(M, N)
               ? h->sgd_target(h->ctx, j.param)
-              : NULL;
-  int cols = tile_cols(M, K, j.sgd ? 48 : 32); /* dl_sgd_gemm_tile: panels of 48 */
+              : NULL; /* the buffers: reserved at reshape for up to 128 rows */
+  int cols = tile_cols(M, K, j.sgd != NULL);
   if (cols) {
-    transpose(dy, M, N, NULL, s->dyt); /* reserved at reshape: M <= 128 */
     j.dy = s->dyt;
     if (j.sgd) { /* s->xt: forward's x^T, free now, reserved for this too */
+      dl_sgd_gemm_pack_dy(M, N, dy, s->dyt);
       dl_sgd_gemm_pack(M, K, x, s->xt);
       j.x = s->xt;
+    } else {
+      transpose(dy, M, N, NULL, s->dyt);
     }
     j.cols = cols;
     j.rows = DL_UPDATE_TILE / cols < N ? DL_UPDATE_TILE / cols : N;

@@ -41,6 +41,32 @@ void dl_sgd_gemm_pack(int M, int K, const float *x, float *packed) {
   dl_parallel_for((K + PANEL - 1) / PANEL, 16, pack_panels, &j);
 }
 
+size_t dl_sgd_gemm_packed_dy_floats(int M, int N) {
+  return (size_t)M * ((N + ROWS - 1) / ROWS) * ROWS;
+}
+
+/* Blocks of 8 rows of dy^T, [block][m][8]: two blocks per step, so that each
+ * batch row's 64 bytes of dy are read as one cache line. */
+static void pack_dy_blocks(void *arg, int q0, int q1) {
+  const pack_job *j = arg; /* K: dy's N */
+  int N = j->K, M = j->M;
+  for (int q = q0; q < q1; q++)
+    for (int half = 0; half < 2; half++) {
+      int r0 = (2 * q + half) * ROWS, n = N - r0 < ROWS ? N - r0 : ROWS;
+      if (n <= 0) break;
+      float *dst = j->packed + (size_t)(2 * q + half) * M * ROWS;
+      for (int m = 0; m < M; m++, dst += ROWS) {
+        memcpy(dst, j->x + (size_t)m * N + r0, (size_t)n * sizeof(float));
+        if (n < ROWS) memset(dst + n, 0, (size_t)(ROWS - n) * sizeof(float));
+      }
+    }
+}
+
+void dl_sgd_gemm_pack_dy(int M, int N, const float *dy, float *packed) {
+  pack_job j = {M, N, dy, packed};
+  dl_parallel_for((N + 2 * ROWS - 1) / (2 * ROWS), 16, pack_dy_blocks, &j);
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -79,7 +105,7 @@ INLINE_AVX512 void sgd16(int REG, const dl_upd *u, float *w, float *v, __m512 g,
 /* One block: NR rows (8 or 1) of NV vectors (1 to 3). The sums over the M
  * batch rows stay in registers; one prefetch per batch row brings in a line
  * of a later block (npf lines in all, listed in pf). */
-INLINE_AVX512 void block(int NR, int NV, int REG, int M, const float *dyt, const float *xp,
+INLINE_AVX512 void block(int NR, int NV, int REG, int M, const float *dyp, const float *xp,
                          float *w, float *v, size_t ld, const dl_upd *u, float *const *pf, int npf,
                          __m512 *bad) {
   __m512 acc[ROWS][3];
@@ -95,7 +121,7 @@ INLINE_AVX512 void block(int NR, int NV, int REG, int M, const float *dyt, const
       b[j] = _mm512_loadu_ps(xp + (size_t)k * PANEL + 16 * j);
 #pragma GCC unroll 8
     for (int r = 0; r < NR; r++) {
-      __m512 a = _mm512_set1_ps(dyt[(size_t)r * M + k]);
+      __m512 a = _mm512_set1_ps(dyp[(size_t)k * ROWS + r]);
 #pragma GCC unroll 3
       for (int j = 0; j < NV; j++)
         acc[r][j] = _mm512_fmadd_ps(a, b[j], acc[r][j]);
@@ -117,7 +143,7 @@ INLINE_AVX512 void block(int NR, int NV, int REG, int M, const float *dyt, const
 typedef struct {
   const dl_sgd_target *t;
   int M, K;
-  const float *dyt, *packed;
+  const float *dyp, *packed;
   int r0, c0, cols, panels;
 } tile_ctx;
 
@@ -137,16 +163,16 @@ static int block_lines(const tile_ctx *c, int b, float **pf) {
 INLINE_AVX512 void run_block(int NR, int REG, const tile_ctx *c, int r, int col, float *const *pf,
                              int npf, __m512 *bad) {
   int width = c->c0 + c->cols - col < PANEL ? c->c0 + c->cols - col : PANEL;
-  const float *dyt = c->dyt + (size_t)r * c->M,
+  const float *dyp = c->dyp + (size_t)(r / ROWS) * c->M * ROWS + r % ROWS,
               *xp = c->packed + (size_t)(col / PANEL) * c->M * PANEL;
   size_t at = (size_t)r * c->K + col;
   float *w = c->t->w + at, *v = c->t->v + at;
   if (width > 32)
-    block(NR, 3, REG, c->M, dyt, xp, w, v, (size_t)c->K, &c->t->u, pf, npf, bad);
+    block(NR, 3, REG, c->M, dyp, xp, w, v, (size_t)c->K, &c->t->u, pf, npf, bad);
   else if (width > 16)
-    block(NR, 2, REG, c->M, dyt, xp, w, v, (size_t)c->K, &c->t->u, pf, npf, bad);
+    block(NR, 2, REG, c->M, dyp, xp, w, v, (size_t)c->K, &c->t->u, pf, npf, bad);
   else
-    block(NR, 1, REG, c->M, dyt, xp, w, v, (size_t)c->K, &c->t->u, pf, npf, bad);
+    block(NR, 1, REG, c->M, dyp, xp, w, v, (size_t)c->K, &c->t->u, pf, npf, bad);
 }
 
 INLINE_AVX512 __m512 tile_blocks(int REG, const tile_ctx *c, int rows) {
@@ -170,9 +196,9 @@ AVX512 static int tile_avx512(const tile_ctx *c, int rows) {
   return _mm512_cmp_ps_mask(bad, bad, _CMP_UNORD_Q) == 0;
 }
 
-int dl_sgd_gemm_tile(const dl_sgd_target *t, int M, int K, const float *dyt, const float *packed,
+int dl_sgd_gemm_tile(const dl_sgd_target *t, int M, int K, const float *dyp, const float *packed,
                      int r0, int rows, int c0, int cols) {
-  tile_ctx c = {t, M, K, dyt, packed, r0, c0, cols, (cols + PANEL - 1) / PANEL};
+  tile_ctx c = {t, M, K, dyp, packed, r0, c0, cols, (cols + PANEL - 1) / PANEL};
   if (tile_avx512(&c, rows)) return 1;
   atomic_store_explicit(t->bad, t->id, memory_order_relaxed);
   return 0;
@@ -184,9 +210,9 @@ int dl_sgd_gemm_usable(int M, int K) {
   return 0;
 }
 
-int dl_sgd_gemm_tile(const dl_sgd_target *t, int M, int K, const float *dyt, const float *packed,
+int dl_sgd_gemm_tile(const dl_sgd_target *t, int M, int K, const float *dyp, const float *packed,
                      int r0, int rows, int c0, int cols) {
-  (void)t, (void)M, (void)K, (void)dyt, (void)packed, (void)r0, (void)rows, (void)c0, (void)cols;
+  (void)t, (void)M, (void)K, (void)dyp, (void)packed, (void)r0, (void)rows, (void)c0, (void)cols;
   return 0;
 }
 #endif

@@ -30,7 +30,9 @@ typedef struct dl_sgd_target {
 } dl_sgd_target;
 
 /* Whether this CPU and the shape can take the register path: AVX-512, K a
- * multiple of 16, 1 <= M <= 128. */
+ * multiple of 16, 1 <= M <= 128 (with longer batches the weight gradient is
+ * compute-bound and oneDNN's GEMM then a separate pass measured faster: FCN-R
+ * 183 against 190 ms at 2 threads). */
 int dl_sgd_gemm_usable(int M, int K);
 
 /* Tests: 1 turns the register path off (layers then use the solver's tiles). */
@@ -42,13 +44,19 @@ void dl_sgd_gemm_disable(int off);
 size_t dl_sgd_gemm_packed_floats(int M, int K);
 void dl_sgd_gemm_pack(int M, int K, const float *x, float *packed);
 
-/* For rows [r0, r0 + rows) and columns [c0, c0 + cols) of W (c0 a multiple of
- * 48, cols one too unless the tile ends at K): dW = dyt[rows] (rows x M, row
- * r at dyt + r * M) times the packed x, then the SGD step on t's w and v.
+/* dy (M x N, row-major) repacked for the kernel: dy^T in blocks of 8 rows,
+ * each M x 8 contiguous, the last one zero-padded.
+ * dl_sgd_gemm_packed_dy_floats(M, N) floats. Threaded. */
+size_t dl_sgd_gemm_packed_dy_floats(int M, int N);
+void dl_sgd_gemm_pack_dy(int M, int N, const float *dy, float *packed);
+
+/* For rows [r0, r0 + rows) and columns [c0, c0 + cols) of W (r0 a multiple of
+ * 8, c0 of 48, rows and cols too unless the tile ends at N or K): dW = dy^T x
+ * from the packed dy and x, then the SGD step on t's w and v.
  * Returns 0 (and sets *t->bad) when a dW value is not finite; that tile is
  * then updated anyway, and training stops. One thread's work: callers cut W
  * into tiles between threads. */
-int dl_sgd_gemm_tile(const dl_sgd_target *t, int M, int K, const float *dyt, const float *packed,
+int dl_sgd_gemm_tile(const dl_sgd_target *t, int M, int K, const float *dyp, const float *packed,
                      int r0, int rows, int c0, int cols);
 
 #endif

@@ -354,6 +354,8 @@ START_TEST(sgd_gemm_matches_the_rule) {
       float *w = malloc(sizeof(float) * nw), *v = malloc(sizeof(float) * nw);
       float *rw = malloc(sizeof(float) * nw), *rv = malloc(sizeof(float) * nw);
       float *xp = malloc(sizeof(float) * dl_sgd_gemm_packed_floats(M, K));
+      float *dyp = malloc(sizeof(float) * dl_sgd_gemm_packed_dy_floats(M, N));
+      float *dy = malloc(sizeof(float) * N * M); /* dy = dyt^T, as the layer has it */
       for (int i = 0; i < N * M; i++)
         dyt[i] = pseudo(i + 1);
       for (int i = 0; i < M * K; i++)
@@ -374,11 +376,15 @@ START_TEST(sgd_gemm_matches_the_rule) {
             g += (double)dyt[r * M + m] * x[(size_t)m * K + k];
           dl_rule_sgd(&t.u, &rw[(size_t)r * K + k], (float)g, &rv[(size_t)r * K + k], NULL);
         }
+      for (int r = 0; r < N; r++)
+        for (int m = 0; m < M; m++)
+          dy[m * N + r] = dyt[r * M + m];
       dl_sgd_gemm_pack(M, K, x, xp);
+      dl_sgd_gemm_pack_dy(M, N, dy, dyp);
       int tr = shapes[c][3], tc = shapes[c][4];
       for (int r0 = 0; r0 < N; r0 += tr)
         for (int c0 = 0; c0 < K; c0 += tc)
-          ck_assert(dl_sgd_gemm_tile(&t, M, K, dyt, xp, r0, N - r0 < tr ? N - r0 : tr, c0,
+          ck_assert(dl_sgd_gemm_tile(&t, M, K, dyp, xp, r0, N - r0 < tr ? N - r0 : tr, c0,
                                      K - c0 < tc ? K - c0 : tc));
       for (size_t i = 0; i < nw; i++) {
         ck_assert_msg(fabsf(w[i] - rw[i]) <= 1e-6f && fabsf(v[i] - rv[i]) <= 1e-6f,
@@ -386,10 +392,11 @@ START_TEST(sgd_gemm_matches_the_rule) {
                       rw[i], v[i], rv[i]);
       }
       ck_assert_int_eq(atomic_load(&bad), 0);
-      dyt[M * (N - 1)] = INFINITY; /* the last row's first batch value */
-      ck_assert(!dl_sgd_gemm_tile(&t, M, K, dyt, xp, 0, N, 0, K));
+      dy[N - 1] = INFINITY; /* the last row's first batch value */
+      dl_sgd_gemm_pack_dy(M, N, dy, dyp);
+      ck_assert(!dl_sgd_gemm_tile(&t, M, K, dyp, xp, 0, N, 0, K));
       ck_assert_int_eq(atomic_load(&bad), 4);
-      free(dyt), free(x), free(w), free(v), free(rw), free(rv), free(xp);
+      free(dyt), free(x), free(w), free(v), free(rw), free(rv), free(xp), free(dyp), free(dy);
     }
 }
 END_TEST
