@@ -46,20 +46,19 @@ size_t dl_sgd_gemm_packed_dy_floats(int M, int N) {
 }
 
 /* Blocks of 8 rows of dy^T, [block][m][8]: two blocks per step, so that each
- * batch row's 64 bytes of dy are read as one cache line. */
+ * batch row's 64 bytes of dy are read at once, as one cache line. */
 static void pack_dy_blocks(void *arg, int q0, int q1) {
   const pack_job *j = arg; /* K: dy's N */
   int N = j->K, M = j->M;
   for (int q = q0; q < q1; q++)
-    for (int half = 0; half < 2; half++) {
-      int r0 = (2 * q + half) * ROWS, n = N - r0 < ROWS ? N - r0 : ROWS;
-      if (n <= 0) break;
-      float *dst = j->packed + (size_t)(2 * q + half) * M * ROWS;
-      for (int m = 0; m < M; m++, dst += ROWS) {
+    for (int m = 0; m < M; m++)
+      for (int half = 0; half < 2; half++) {
+        int b = 2 * q + half, r0 = b * ROWS, n = N - r0 < ROWS ? N - r0 : ROWS;
+        if (n <= 0) break;
+        float *dst = j->packed + ((size_t)b * M + m) * ROWS;
         memcpy(dst, j->x + (size_t)m * N + r0, (size_t)n * sizeof(float));
         if (n < ROWS) memset(dst + n, 0, (size_t)(ROWS - n) * sizeof(float));
       }
-    }
 }
 
 void dl_sgd_gemm_pack_dy(int M, int N, const float *dy, float *packed) {
