@@ -234,6 +234,7 @@ typedef struct {
   dnnl_primitive_attr_t attr;     /* user-mode scratchpad */
   dnnl_primitive_attr_t attr_sum; /* the same, and the reorder adds to its output */
   dpart *p;                       /* the slice being built */
+  int threads;                    /* slices, each with its own scratchpad */
 } build;
 
 static int failed(build *b, dnnl_status_t st, const char *what) {
@@ -307,18 +308,20 @@ static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_quer
 
 /* oneDNN's `auto` takes Winograd for the weight gradient of 3x3 layers, whose
  * scratchpad can be large, and every pool thread has one sized for the
- * largest layer. Above SCRATCH_LIMIT per thread the direct algorithm is used
- * instead, when oneDNN has one. AlexNet-S (46 MiB for conv3 and conv5, 62 for
- * conv4): peak RSS at 2 threads 881 MiB with Winograd everywhere, 848 with
- * conv4 direct (this limit), 768 with all three direct, the iteration 1-2% and
- * 3-4% slower. The descriptor cd is rewritten. */
-#define SCRATCH_LIMIT ((size_t)50 << 20)
+ * largest layer. Above SCRATCH_BUDGET over all threads the direct algorithm is
+ * used instead, when oneDNN has one. AlexNet-S (46 MiB for conv3 and conv5, 62
+ * for conv4): peak RSS at 2 threads 881 MiB with Winograd everywhere, 848 with
+ * conv4 direct (50 MiB a thread), 768 with all three direct, the iteration
+ * 1-2% and 3-4% slower. One thread keeps Winograd for conv4 (62 MiB <= 100). The
+ * descriptor cd is rewritten. */
+#define SCRATCH_BUDGET ((size_t)100 << 20)
 static dnnl_primitive_desc_t direct_if_scratch_large(dnnl_primitive_desc_t pd,
                                                      dnnl_convolution_desc_t *cd,
                                                      const_dnnl_primitive_attr_t attr,
-                                                     const_dnnl_primitive_desc_t hint) {
+                                                     const_dnnl_primitive_desc_t hint,
+                                                     int threads) {
   const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-  if (!md || dnnl_memory_desc_get_size(md) <= SCRATCH_LIMIT) return pd;
+  if (!md || dnnl_memory_desc_get_size(md) * (size_t)threads <= SCRATCH_BUDGET) return pd;
   dnnl_primitive_desc_t direct = NULL;
   cd->alg_kind = dnnl_convolution_direct;
   if (dnnl_primitive_desc_create(&direct, cd, attr, engine, hint) != dnnl_success) return pd;
@@ -388,7 +391,7 @@ static void build_set(build *b, const dl_conv_desc *d, dpart *p, dset *t) {
               "convolution backward weights") &&
       !failed(b, dnnl_primitive_desc_create(&pd, &cd, b->attr, engine, fwd_pd),
               "convolution backward weights")) {
-    pd = direct_if_scratch_large(pd, &cd, b->attr, fwd_pd);
+    pd = direct_if_scratch_large(pd, &cd, b->attr, fwd_pd, b->threads);
     const dnnl_memory_desc_t *xw = query(pd, dnnl_query_src_md),
                              *dyw = query(pd, dnnl_query_diff_dst_md);
     /* Read the x and dy that the other primitives reordered, when the layouts agree. */
@@ -504,7 +507,7 @@ static int streams_init(build *b, int n) {
 
 dl_status dl_conv_onednn_reshape(dl_conv_onednn **ep, const dl_conv_desc *d, char *err,
                                  size_t errlen) {
-  build b = {err, errlen, DL_OK, NULL, NULL, NULL};
+  build b = {err, errlen, DL_OK, NULL, NULL, NULL, 1};
   dl_conv_onednn *e = *ep;
   if (!e) {
     if (!(e = *ep = calloc(1, sizeof *e))) {
@@ -523,6 +526,7 @@ dl_status dl_conv_onednn_reshape(dl_conv_onednn **ep, const dl_conv_desc *d, cha
   e->nw = (size_t)d->m * (d->c / d->group) * d->kh * d->kw;
   int np = dl_parallel_threads();
   if (np > d->n) np = d->n;
+  b.threads = np;
   if (!engine_init(&b) || !streams_init(&b, np)) return b.st;
   if (!(e->parts = calloc((size_t)np, sizeof *e->parts))) {
     snprintf(err, errlen, "out of memory");
