@@ -329,6 +329,32 @@ static dnnl_primitive_desc_t direct_if_scratch_large(dnnl_primitive_desc_t pd,
   return direct;
 }
 
+/* oneDNN's `auto` weighs Winograd against direct by the batch it is given,
+ * and our chunks are small (7 to 9 images for AlexNet-S's 13x13 layers, see
+ * DL_ONEDNN_CHUNK_BYTES): it took Winograd for the forward and data gradient of
+ * a 9-image chunk but not of the 7- and 8-image ones. Where both channel
+ * counts are wide (>= 128) the forward and data gradient ask for Winograd
+ * themselves, within the same scratchpad budget: AlexNet-S at 2 threads 261 ->
+ * 248 ms (conv4's forward 15.3 -> 10.9 ms), at 1 thread conv4 fwd + bwd 83 ->
+ * 62-68 ms; 3x3 stride 1 only (oneDNN has no other Winograd): elsewhere the
+ * descriptor is refused and pd stays. cd is rewritten. */
+static dnnl_primitive_desc_t winograd_if_fits(dnnl_primitive_desc_t pd, dnnl_convolution_desc_t *cd,
+                                              const_dnnl_primitive_attr_t attr,
+                                              const_dnnl_primitive_desc_t hint, int threads,
+                                              const dl_conv_desc *d) {
+  if (d->c / d->group < 128 || d->m / d->group < 128) return pd;
+  dnnl_primitive_desc_t w = NULL;
+  cd->alg_kind = dnnl_convolution_winograd;
+  if (dnnl_primitive_desc_create(&w, cd, attr, engine, hint) != dnnl_success) return pd;
+  const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(w, dnnl_query_scratchpad_md, 0);
+  if (md && dnnl_memory_desc_get_size(md) * (size_t)threads > SCRATCH_BUDGET) {
+    dnnl_primitive_desc_destroy(w);
+    return pd;
+  }
+  dnnl_primitive_desc_destroy(pd);
+  return w;
+}
+
 /* The three primitives for chunks of t->nb images, and their arguments. */
 static void build_set(build *b, const dl_conv_desc *d, dpart *p, dset *t) {
   int g = d->group;
@@ -361,6 +387,7 @@ static void build_set(build *b, const dl_conv_desc *d, dpart *p, dset *t) {
       failed(b, dnnl_primitive_desc_create(&fwd_pd, &cd, b->attr, engine, NULL),
              "convolution forward"))
     return;
+  fwd_pd = winograd_if_fits(fwd_pd, &cd, b->attr, NULL, b->threads, d);
   dnnl_memory_desc_t src_fwd = *query(fwd_pd, dnnl_query_src_md), dy_d = y_user;
   make_arg(b, &t->x, &x_user, &src_fwd, 1, NULL, B_X, 0);
   make_arg(b, &t->w, &w_user, query(fwd_pd, dnnl_query_weights_md), 1, NULL, -1, 0);
@@ -376,6 +403,7 @@ static void build_set(build *b, const dl_conv_desc *d, dpart *p, dset *t) {
               "convolution backward data") &&
       !failed(b, dnnl_primitive_desc_create(&pd, &cd, b->attr, engine, fwd_pd),
               "convolution backward data")) {
+    pd = winograd_if_fits(pd, &cd, b->attr, fwd_pd, b->threads, d);
     dy_d = *query(pd, dnnl_query_diff_dst_md);
     make_arg(b, &t->dy_d, &y_user, &dy_d, 1, NULL, B_DYD, 0);
     make_arg(b, &t->w_d, &w_user, query(pd, dnnl_query_weights_md), 1, NULL, -1, 0);

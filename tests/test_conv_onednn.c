@@ -115,9 +115,10 @@ START_TEST(onednn_matches_native_in_chunks) {
 }
 END_TEST
 
-/* AlexNet's 3x3 layers, small: dnnl_convolution_auto picks a Winograd weight
- * gradient for these on AVX-512 (jit_wino_4x3), less exact than direct
- * convolution but within 1e-4 of the largest value. */
+/* AlexNet's 3x3 layers, small: on AVX-512 all three directions run Winograd
+ * (jit_wino_4x3: dnnl_convolution_auto picks it for the weight gradient, and
+ * channels this wide ask for it in the forward and data gradient), less exact
+ * than direct convolution but within 1e-4 of the largest value. */
 START_TEST(onednn_matches_native_3x3_wide) {
   SKIP_WITHOUT_ONEDNN("onednn_matches_native_3x3_wide", _i == 0);
   const conv_case k = {4, 256, 13, 13, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0};
