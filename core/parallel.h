@@ -3,7 +3,8 @@
  * and GEMMs are split here instead, so two runtimes never spin against each
  * other on the same cores, and splits OpenBLAS would not make (along K, for
  * LeNet-sized weight gradients) are possible. Idle workers poll for about
- * 100 us, then sleep on a condition variable. Calls from inside a part run serially. */
+ * 150 us (yielding now and then), then sleep on a condition variable. Calls from inside a part run
+ * serially. */
 #ifndef DL_PARALLEL_H
 #define DL_PARALLEL_H
 
