@@ -451,7 +451,9 @@ typedef struct {
   float *dst;
 } rows_job;
 
-static void add_bias_range(void *arg, int lo, int hi) {
+/* Target clones for these two memory passes as well: the LSTM's 4096 x
+ * 10000 projection, at 1 thread, forward 94 -> 91 ms, the iteration about 1%. */
+DL_VCLONES static void add_bias_range(void *arg, int lo, int hi) {
   const rows_job *j = arg;
   for (int i = lo; i < hi; i++) {
     float *y = j->dst + (size_t)i * j->N;
@@ -466,7 +468,7 @@ void dl_add_bias_rows(int M, int N, const float *b, float *y) {
 }
 
 /* Columns [lo, hi) of every row, accumulated row by row (contiguous reads). */
-static void sum_rows_range(void *arg, int lo, int hi) {
+DL_VCLONES static void sum_rows_range(void *arg, int lo, int hi) {
   const rows_job *j = arg;
   for (int i = 0; i < j->M; i++) {
     const float *r = j->src + (size_t)i * j->N;
