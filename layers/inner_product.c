@@ -164,7 +164,8 @@ static dl_status ip_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob
  * backward 35 -> 20 ms at 2 threads). Measured on the DLBench nets
  * (docs/benchmarks.md). */
 typedef struct {
-  const float *dy, *x; /* tiles: dy is dy^T (N x M): no transposed GEMM operand, 13% faster */
+  const float *dy, *x; /* tiles: dy is dy^T (N x M): no transposed GEMM operand, 13% faster;
+                          with sgd, dy and x as dl_sgd_gemm packs them */
   const float *dw;     /* whole-gradient form */
   int M, N, K, rows, cols, row_tiles, tiles;
   const dl_update_hook *hook;
