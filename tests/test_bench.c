@@ -182,6 +182,14 @@ START_TEST(bench_peak_prints_gflops) {
   ck_assert_msg(run(args, out, sizeof out) == 0, "%s", out);
   p = strstr(out, "sgemm peak: ");
   ck_assert_msg(p && strstr(p, "% of it"), "%s", out);
+  /* median against median, best against best: the best is the larger rate */
+  double median = 0, best = 0;
+  ck_assert_int_eq(
+      sscanf(p, "sgemm peak: %lf GFLOP/s (dl_gemm 128^3, 1 thread, median of 7; best %lf)", &median,
+             &best),
+      2);
+  ck_assert_msg(median > 0 && best >= median, "%s", out);
+  ck_assert_msg(strstr(p, "% of the best") != NULL, "%s", out);
   free(net);
   dl_test_rmdir(dir);
 }
