@@ -19,7 +19,7 @@ options:
   --iterations N   timed iterations of each run (default 10)
   --warmup N       warm-up iterations of each run (default 2)
   --rounds N       run every tool N times, alternating the order (default 1); the
-                   median of the rounds is printed
+                   median of the rounds is printed, then each round's ratio
   --batch N        one batch size for every net instead of the study's CPU sizes
   --peer-args ARGS extra options for every peer script, e.g. "--malloc tcmalloc --omp-passive"
   --channels-last  also run each PyTorch peer in channels-last (NHWC) memory format on the
@@ -221,12 +221,30 @@ for n in $NETS; do
     ratio=-
     [ "$best" != - ] && [ "$d" != - ] && ratio=$(awk -v a="$d" -v b="$best" 'BEGIN { printf "%.2f", a / b }')
     printf ' %14s %14s' "$bestname" "$ratio"
+    echo "$n $t $bestname" >>"$TMP/fastest"
     printf ' %10s' "$(median "$base.dltrain" 2)"
     for p in $PEERS; do printf ' %15s' "$(median "$base.$p" 2)"; done
     echo
   done
 done
 [ -s "$TMP/notes" ] && sed 's/^/warning: /' "$TMP/notes"
+
+# With rounds: the ratio in each round against the same (fastest) peer, which
+# shows how far the machine's noise moves it.
+if [ "$ROUNDS" -gt 1 ] && [ -s "$TMP/fastest" ]; then
+  echo
+  echo "dltrain/peer round by round (against the fastest peer above), then the range:"
+  while read -r n t p; do
+    base="$TMP/res/$n.$t"
+    if [ "$p" = - ] || [ ! -s "$base.dltrain" ] || [ ! -s "$base.$p" ]; then continue; fi
+    [ "$(wc -l <"$base.dltrain")" -eq "$(wc -l <"$base.$p")" ] || continue # a run failed
+    paste -d ' ' "$base.dltrain" "$base.$p" | awk -v n="$n" -v t="$t" -v p="$p" '
+      { r = $1 / $4; s = s sprintf(" %.2f", r)
+        if (NR == 1 || r < lo) lo = r
+        if (NR == 1 || r > hi) hi = r }
+      END { printf "%-10s %2sT vs %s:%s (%.2f-%.2f)\n", n, t, p, s, lo, hi }'
+  done <"$TMP/fastest"
+fi
 echo
 echo "ms: median ms per mini-batch (one training iteration: forward, loss, backward, SGD"
 echo "momentum 0.9 update); dltrain/peer: dltrain's time over the fastest peer's (below 1:"

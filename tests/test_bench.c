@@ -389,7 +389,7 @@ START_TEST(compare_sh_runs_with_a_stand_in_peer) {
   free(dl_test_write(dir, "torch_dlbench.py", "# stand-in\n"));
   snprintf(cmd, sizeof cmd,
            "DLTRAIN=%s DLBENCH_CONFIGS=%s DLBENCH_ANCHORS=%s TORCH_PYTHON=%s "
-           "TORCH_VENV=/nonexistent TF_VENV=/nonexistent sh bench/compare.sh --quick",
+           "TORCH_VENV=/nonexistent TF_VENV=/nonexistent sh bench/compare.sh --quick --rounds 2",
            bin(), dir, dir, py);
   ck_assert_msg(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
   ck_assert_ptr_nonnull(strstr(out, "OPENBLAS_CORETYPE: "));
@@ -410,6 +410,14 @@ START_TEST(compare_sh_runs_with_a_stand_in_peer) {
   ck_assert_double_eq_tol(theirs, 2000.0, 1e-9);
   ck_assert_str_eq(peer, "torch-debian");
   ck_assert_msg(ratio >= 0 && ratio < 0.5, "%s", row);
+  /* --rounds 2: each round's ratio against that peer, then their range */
+  const char *rounds = strstr(out, "\nfcn_r       1T vs torch-debian: ");
+  ck_assert_msg(rounds != NULL, "%s", out);
+  double r1, r2, lo, hi;
+  ck_assert_msg(
+      sscanf(rounds, " fcn_r 1T vs torch-debian: %lf %lf (%lf-%lf)", &r1, &r2, &lo, &hi) == 4, "%s",
+      rounds);
+  ck_assert_msg(lo <= r1 && r1 <= hi && lo <= r2 && r2 <= hi && hi < 0.5, "%s", rounds);
   free(py);
   dl_test_rmdir(dir);
 }
