@@ -233,11 +233,6 @@ typedef struct {
   double median, best; /* GFLOP/s */
 } sgemm_rate;
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static dl_status sgemm_peak(int n, sgemm_rate *rate) {
   size_t nn = (size_t)n * (size_t)n;
   float *A = malloc(nn * sizeof *A), *B = malloc(nn * sizeof *B), *C = malloc(nn * sizeof *C);
@@ -255,7 +250,7 @@ static dl_status sgemm_peak(int n, sgemm_rate *rate) {
       dl_gemm(0, 0, n, n, n, 1.0f, A, B, 0.0f, C);
       t[r] = now_s() - t0;
     }
-    qsort(t + 1, SGEMM_RUNS, sizeof *t, cmp_double); /* t[0]: the warm-up */
+    qsort(t + 1, SGEMM_RUNS, sizeof *t, by_value); /* t[0]: the warm-up */
     double flop = 2.0 * n * n * (double)n;
     *rate = (sgemm_rate){flop / t[1 + SGEMM_RUNS / 2] * 1e-9, flop / t[1] * 1e-9};
   }

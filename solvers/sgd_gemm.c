@@ -19,7 +19,7 @@ size_t dl_sgd_gemm_packed_floats(int M, int K) {
 }
 
 typedef struct {
-  int M, K;
+  int M, cols; /* rows and columns of the matrix packed: x (M x K) or dy (M x N) */
   const float *x;
   float *packed;
 } pack_job;
@@ -27,10 +27,10 @@ typedef struct {
 static void pack_panels(void *arg, int p0, int p1) {
   const pack_job *j = arg;
   for (int p = p0; p < p1; p++) {
-    int c0 = p * PANEL, width = j->K - c0 < PANEL ? j->K - c0 : PANEL;
+    int c0 = p * PANEL, width = j->cols - c0 < PANEL ? j->cols - c0 : PANEL;
     float *dst = j->packed + (size_t)p * j->M * PANEL;
     for (int k = 0; k < j->M; k++, dst += PANEL) {
-      memcpy(dst, j->x + (size_t)k * j->K + c0, (size_t)width * sizeof(float));
+      memcpy(dst, j->x + (size_t)k * j->cols + c0, (size_t)width * sizeof(float));
       memset(dst + width, 0, (size_t)(PANEL - width) * sizeof(float));
     }
   }
@@ -48,8 +48,8 @@ size_t dl_sgd_gemm_packed_dy_floats(int M, int N) {
 /* Blocks of 8 rows of dy^T, [block][m][8]: two blocks per step, so that each
  * batch row's 64 bytes of dy are read at once, as one cache line. */
 static void pack_dy_blocks(void *arg, int q0, int q1) {
-  const pack_job *j = arg; /* K: dy's N */
-  int N = j->K, M = j->M;
+  const pack_job *j = arg;
+  int N = j->cols, M = j->M;
   for (int q = q0; q < q1; q++)
     for (int m = 0; m < M; m++)
       for (int half = 0; half < 2; half++) {
