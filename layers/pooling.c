@@ -1,5 +1,6 @@
 /* Pooling with Caffe's semantics: max or average over windows of each channel,
  * output size rounded up (Caffe) or down (PyTorch's default). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -364,12 +365,101 @@ __attribute__((target("avx512f"))) static void max_rows_s2_avx512(const float *x
       _mm512_mask_storeu_epi32(mask + (size_t)oy * ow + j0, out, arg);
     }
 }
+
+/* 16 lanes of dy and of the mask from `at` on, of which the lanes in k are
+ * used: whole-vector loads where they stay inside [lo, hi), the readable
+ * outputs around this plane (the other lanes are dropped), masked ones only
+ * at the ends of the blob (slow on Zen 5, see above). */
+__attribute__((target("avx512f"))) static inline void load_outputs(const float *dy, const int *mask,
+                                                                   int at, int lo, int hi,
+                                                                   __mmask16 k, __m512 *d,
+                                                                   __m512i *g) {
+  if (at >= lo && at + 16 <= hi) {
+    *d = _mm512_loadu_ps(dy + at), *g = _mm512_loadu_si512(mask + at);
+  } else {
+    *d = _mm512_maskz_loadu_ps(k, dy + at), *g = _mm512_maskz_loadu_epi32(k, mask + at);
+  }
+}
+
+/* Columns [c0, c0 + 32) of an input row from the sums at its even and odd
+ * columns; `avail` columns are left in the row. */
+__attribute__((target("avx512f"))) static inline void store_interleaved(float *row, int avail,
+                                                                        __m512 even, __m512 odd) {
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+  __m512 a = _mm512_permutex2var_ps(even, first, odd),
+         b = _mm512_permutex2var_ps(even, second, odd);
+  if (avail >= 16)
+    _mm512_storeu_ps(row, a);
+  else
+    _mm512_mask_storeu_ps(row, (__mmask16)((1u << avail) - 1), a);
+  if (avail >= 32)
+    _mm512_storeu_ps(row + 16, b);
+  else if (avail > 16)
+    _mm512_mask_storeu_ps(row + 16, (__mmask16)((1u << (avail - 16)) - 1), b);
+}
+
+/* The backward of max_rows_s2_avx512 over a whole plane whose windows are all
+ * whole (stride 2, k x k, k = 2 or 3): dx = the sum of dy over the windows
+ * whose maximum each input was, as backward_planes' scatter makes it, in its
+ * order (windows in raster order), so the same bits. But gathered: each input
+ * row is summed in registers, 32 columns (16 windows) at a time, from the
+ * output rows over it, and stored once, with no clearing before and no
+ * read-modify-write after (AlexNet-R's pool1 at one thread: 9.1 -> 6.7 ms,
+ * near memory speed). Output rows are read once each, in order; with
+ * k = 3 the row under two of them (2 oy + 2) is carried to the next. The
+ * candidates of window j are columns 2j, 2j + 1 (and 2j + 2, window j + 1's
+ * first, for k = 3); masks compare the argmax with each. */
+__attribute__((target("avx512f"))) static void max_back_plane_s2_avx512(const float *dy,
+                                                                        const int *mask, int lo,
+                                                                        int hi, int h, int w, int k,
+                                                                        int oh, int ow, float *dx) {
+  const __m512i two = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512 zero = _mm512_setzero_ps();
+  int covered = 2 * oh + (k == 3);         /* input rows under some window */
+  for (int j0 = 0; 2 * j0 < w; j0 += 16) { /* to the row's end: columns past the windows get 0 */
+    int c0 = 2 * j0, m = imax(imin(ow - j0, 16), 0);
+    __mmask16 kout = (__mmask16)((1u << m) - 1);
+    __mmask16 kprev = (__mmask16)(((unsigned)kout << 1 | (j0 > 0 && j0 <= ow)) & 0xffff);
+    __m512 carry_even = zero, carry_odd = zero;
+    for (int oy = 0; oy < oh; oy++) {
+      int at = oy * ow + j0;
+      __m512 d, dp = zero;
+      __m512i g, gp = _mm512_setzero_si512();
+      load_outputs(dy, mask, at, lo, hi, kout, &d, &g);
+      if (k == 3) load_outputs(dy, mask, at - 1, lo, hi, kprev, &dp, &gp);
+      for (int r = 0; r < k; r++) {
+        int iy = 2 * oy + r;
+        __m512i col = _mm512_add_epi32(two, _mm512_set1_epi32(iy * w + c0)); /* column 2j */
+        __m512 even = r == 0 ? carry_even : zero, odd = r == 0 ? carry_odd : zero;
+        if (k == 3) /* window j - 1's third column is 2j: it comes first in raster order */
+          even = _mm512_mask_add_ps(even, _mm512_mask_cmpeq_epi32_mask(kprev, gp, col), even, dp);
+        __mmask16 first = _mm512_mask_cmpeq_epi32_mask(kout, g, col);
+        __mmask16 second =
+            _mm512_mask_cmpeq_epi32_mask(kout, g, _mm512_add_epi32(col, _mm512_set1_epi32(1)));
+        even = _mm512_mask_add_ps(even, first, even, d);
+        odd = _mm512_mask_add_ps(odd, second, odd, d);
+        if (r == 2) /* also under output row oy + 1 */
+          carry_even = even, carry_odd = odd;
+        else
+          store_interleaved(dx + (size_t)iy * w + c0, w - c0, even, odd);
+      }
+    }
+    if (k == 3) store_interleaved(dx + (size_t)(2 * oh) * w + c0, w - c0, carry_even, carry_odd);
+    for (int iy = covered; iy < h; iy++)
+      store_interleaved(dx + (size_t)iy * w + c0, w - c0, zero, zero);
+  }
+}
 #else
 void dl_pooling_portable_only(int on) { (void)on; }
 static int use_avx512(void) { return 0; }
 static void max_rows_s2_avx512(const float *x, int plane, int w, int k, int rows, int n, int ow,
                                float *y, int *mask) {
   (void)x, (void)plane, (void)w, (void)k, (void)rows, (void)n, (void)ow, (void)y, (void)mask;
+}
+static void max_back_plane_s2_avx512(const float *dy, const int *mask, int lo, int hi, int h, int w,
+                                     int k, int oh, int ow, float *dx) {
+  (void)dy, (void)mask, (void)lo, (void)hi, (void)h, (void)w, (void)k, (void)oh, (void)ow, (void)dx;
 }
 #endif
 
@@ -456,12 +546,32 @@ static void ave_plane_backward(const pool_priv *s, const float *dy, float *dx) {
     }
 }
 
+/* Whether max_back_plane_s2_avx512 takes the planes: AVX-512, stride 2, a
+ * 2 x 2 or 3 x 3 window, every window whole (no padding, no window cut by
+ * ceil rounding: those take the scatter below), and rows of at least 12
+ * windows. With fewer most lanes idle: AlexNet-R's pool2 (7 a row) took 3.1
+ * ms gathered against 2.2 by the scatter, which is at memory speed there,
+ * while pool1 (15 a row) took 6.7 against 9.1 (one thread). */
+static int gathered_backward(const pool_priv *s) {
+  int k = s->kh;
+  return use_avx512() && (k == 2 || k == 3) && s->kw == k && s->sh == 2 && s->sw == 2 && !s->ph &&
+         !s->pw && 2 * (s->oh - 1) + k <= s->h && 2 * (s->ow - 1) + k <= s->w && s->ow >= 12 &&
+         (size_t)s->planes * s->oh * s->ow <= INT_MAX;
+}
+
 /* max: dx[argmax] += dy; ave: dx[window] += dy / area. dx is cleared first
  * (bottom diffs are overwritten), then overlapping windows add up. */
 static void backward_planes(void *arg, int c0, int c1) {
   const pool_job *j = arg;
   const pool_priv *s = j->s;
   size_t in = (size_t)s->h * s->w, out = (size_t)s->oh * s->ow;
+  if (j->max && gathered_backward(s)) {
+    for (int c = c0; c < c1; c++) /* dy and the mask are readable over all planes */
+      max_back_plane_s2_avx512(j->dy + c * out, s->mask + c * out, -(int)(c * out),
+                               (int)((s->planes - c) * out), s->h, s->w, s->kh, s->oh, s->ow,
+                               j->dx + c * in);
+    return;
+  }
   memset(j->dx + c0 * in, 0, (size_t)(c1 - c0) * in * sizeof(float));
   for (int c = c0; c < c1; c++) {
     if (j->max) {

@@ -166,14 +166,17 @@ static const pool_case pool_cases[] = {
     {0, 2, 2, 2, 2, 0, 0, 7, 5, 1, 3, 2},
     {0, 2, 2, 2, 2, 0, 0, 8, 6, 0, 4, 3}, /* all fast path */
     {1, 2, 2, 2, 2, 0, 0, 7, 5, 0, 4, 3},
-    {0, 2, 2, 2, 2, 1, 1, 6, 6, 0, 4, 4}, /* 2x2 stride 2 with pad: general path */
-    {0, 2, 2, 2, 2, 0, 0, 7, 71, 0, 4, 36}, /* 2x2 rows of 35 whole windows: 16 + 16 + 3 */
-    {0, 3, 3, 1, 1, 1, 1, 5, 6, 0, 5, 6}, /* overlapping windows */
-    {0, 3, 3, 2, 2, 0, 0, 32, 32, 1, 15, 15}, /* 3x3 stride 2 (AlexNet-R): the vector path */
-    {0, 3, 3, 2, 2, 0, 0, 16, 17, 0, 8, 8},   /* the same with a clipped last row (ceil) */
-    {0, 3, 3, 2, 2, 0, 0, 7, 40, 1, 3, 19},   /* rows of 19 windows: vectors and a remainder */
+    {0, 2, 2, 2, 2, 1, 1, 6, 6, 0, 4, 4},      /* 2x2 stride 2 with pad: general path */
+    {0, 2, 2, 2, 2, 0, 0, 7, 71, 0, 4, 36},    /* 2x2 rows of 35 whole windows: 16 + 16 + 3 */
+    {0, 3, 3, 1, 1, 1, 1, 5, 6, 0, 5, 6},      /* overlapping windows */
+    {0, 3, 3, 2, 2, 0, 0, 32, 32, 1, 15, 15},  /* 3x3 stride 2 (AlexNet-R): the vector path */
+    {0, 3, 3, 2, 2, 0, 0, 16, 17, 0, 8, 8},    /* the same with a clipped last row (ceil) */
+    {0, 3, 3, 2, 2, 0, 0, 7, 40, 1, 3, 19},    /* rows of 19 windows: vectors and a remainder */
     {0, 3, 3, 2, 2, 0, 0, 5, 1024, 1, 2, 511}, /* the widest rows the vector path takes */
     {0, 3, 3, 2, 2, 0, 0, 5, 1030, 1, 2, 514}, /* wider: the general path */
+    {0, 3, 3, 2, 2, 0, 0, 9, 35, 1, 4, 17},    /* gathered backward: 16 + 1 windows a row */
+    {0, 2, 2, 2, 2, 0, 0, 6, 30, 1, 3, 15},    /* the same for 2x2 */
+    {0, 2, 2, 2, 2, 0, 0, 7, 41, 1, 3, 20},    /* a last row and column under no window */
 };
 
 static void brute_output(const pool_case *k, const float *x, float dy, int oy, int ox, double *y,
@@ -241,6 +244,48 @@ START_TEST(pool_matches_brute_force_portable) {
   dl_pooling_portable_only(1);
   run_pool_case(_i);
   dl_pooling_portable_only(0);
+}
+END_TEST
+
+/* The backward's gathered AVX-512 form (rows of >= 12 whole windows) adds
+ * each input's windows in the scatter's order: the same bits as the portable
+ * path, with a dy whose sums round differently in another order. */
+START_TEST(pool_backward_paths_agree_bitwise) {
+  static const int shapes[][4] = {{3, 32, 32, 15}, {3, 9, 35, 17}, {2, 6, 30, 15}, {3, 5, 70, 34}};
+  for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+    int k = shapes[t][0], h = shapes[t][1], w = shapes[t][2];
+    char yaml[160];
+    snprintf(yaml, sizeof yaml,
+             "{name: p, type: Pooling, pool: max, kernel_size: %d, stride: 2, round_mode: floor}",
+             k);
+    float *dx[2];
+    for (int portable = 0; portable < 2; portable++) {
+      dl_pooling_portable_only(portable);
+      dl_blob *x = blob4(2, 3, h, w, NULL), *y = dl_blob_new("y");
+      for (size_t i = 0; i < x->count; i++) /* ties, so some inputs win several windows */
+        dl_data(x)[i] = roundf(3 * dl_cdata(x)[i]) / 3;
+      dl_layer *l = pool_layer(yaml, x, y);
+      expect_shape(y, 2, 3, (h - k) / 2 + 1, shapes[t][3]);
+      ck_assert(l->ops->forward(l, &x, 1, &y, 1) == DL_OK);
+      for (size_t i = 0; i < y->count; i++)
+        dl_diff(y)[i] = 0.1f + 1.0f / (float)(i % 13 + 1) + 1e-3f * (float)i;
+      dl_set(x->count, 9, dl_diff(x));
+      l->ops->backward(l, &y, 1, (int[]){1}, &x, 1);
+      dx[portable] = malloc(x->count * sizeof(float));
+      memcpy(dx[portable], dl_cdiff(x), x->count * sizeof(float));
+      dl_layer_free(l);
+      dl_blob_free(y);
+      if (portable) {
+        for (size_t i = 0; i < x->count; i++)
+          ck_assert_msg(memcmp(&dx[0][i], &dx[1][i], sizeof(float)) == 0,
+                        "%s on %d x %d: dx[%zu] %.9g, portable %.9g", yaml, h, w, i, dx[0][i],
+                        dx[1][i]);
+      }
+      dl_blob_free(x);
+    }
+    dl_pooling_portable_only(0);
+    free(dx[0]), free(dx[1]);
+  }
 }
 END_TEST
 
@@ -355,6 +400,7 @@ Suite *suite_pooling(void) {
                       (int)(sizeof pool_cases / sizeof pool_cases[0]));
   tcase_add_loop_test(tc, pool_matches_brute_force_portable, 0,
                       (int)(sizeof pool_cases / sizeof pool_cases[0]));
+  tcase_add_test(tc, pool_backward_paths_agree_bitwise);
   tcase_add_test(tc, pool_gradcheck_max);
   tcase_add_test(tc, pool_gradcheck_ave);
   tcase_add_test(tc, pool_propagate_down_off);
