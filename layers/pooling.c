@@ -489,7 +489,34 @@ static void max_plane(const pool_priv *s, const float *x, float *y, int *mask) {
   }
 }
 
+/* Whether every window lies inside the input (no padding, none cut by ceil
+ * rounding): the area is then kh x kw everywhere and no window is clipped. */
+static int windows_whole(const pool_priv *s) {
+  return !s->ph && !s->pw && (s->oh - 1) * s->sh + s->kh <= s->h &&
+         (s->ow - 1) * s->sw + s->kw <= s->w;
+}
+
+/* ave_plane for whole 3 x 3 windows (AlexNet-R's pool3): the same sums in the
+ * same order, unrolled (one window's two-deep loop of three cost more than
+ * its nine adds: 3.0 -> 1.35 ms at one thread). */
+static void ave_plane_3x3(const pool_priv *s, const float *x, float *y) {
+  int w = s->w;
+  for (int oy = 0; oy < s->oh; oy++)
+    for (int ox = 0; ox < s->ow; ox++) {
+      const float *a = x + (size_t)oy * s->sh * w + (size_t)ox * s->sw, *b = a + w, *c = b + w;
+      float sum = 0;
+      sum += a[0], sum += a[1], sum += a[2];
+      sum += b[0], sum += b[1], sum += b[2];
+      sum += c[0], sum += c[1], sum += c[2];
+      *y++ = sum / 9.0f;
+    }
+}
+
 static void ave_plane(const pool_priv *s, const float *x, float *y) {
+  if (s->kh == 3 && s->kw == 3 && windows_whole(s)) {
+    ave_plane_3x3(s, x, y);
+    return;
+  }
   for (int oy = 0; oy < s->oh; oy++)
     for (int ox = 0; ox < s->ow; ox++, y++) {
       pool_win win = window(s, oy, ox);
@@ -534,8 +561,20 @@ static dl_status pool_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
 
 /* ---- backward ----------------------------------------------------------- */
 
-/* dx[window] += dy / area for each output of one plane. */
+/* dx[window] += dy / area for each output of one plane. Whole 3 x 3 windows
+ * unrolled, the same adds in the same order (AlexNet-R's pool3 at one
+ * thread: 3.8 -> 2.65 ms). */
 static void ave_plane_backward(const pool_priv *s, const float *dy, float *dx) {
+  if (s->kh == 3 && s->kw == 3 && windows_whole(s)) {
+    int w = s->w;
+    for (int oy = 0; oy < s->oh; oy++)
+      for (int ox = 0; ox < s->ow; ox++, dy++) {
+        float g = *dy / 9.0f, *a = dx + (size_t)oy * s->sh * w + (size_t)ox * s->sw;
+        for (int r = 0; r < 3; r++, a += w)
+          a[0] += g, a[1] += g, a[2] += g;
+      }
+    return;
+  }
   for (int oy = 0; oy < s->oh; oy++)
     for (int ox = 0; ox < s->ow; ox++, dy++) {
       pool_win win = window(s, oy, ox);

@@ -177,6 +177,8 @@ static const pool_case pool_cases[] = {
     {0, 3, 3, 2, 2, 0, 0, 9, 35, 1, 4, 17},    /* gathered backward: 16 + 1 windows a row */
     {0, 2, 2, 2, 2, 0, 0, 6, 30, 1, 3, 15},    /* the same for 2x2 */
     {0, 2, 2, 2, 2, 0, 0, 7, 41, 1, 3, 20},    /* a last row and column under no window */
+    {1, 3, 3, 2, 2, 0, 0, 8, 8, 1, 3, 3},      /* average, whole 3x3 windows (AlexNet-R's pool3) */
+    {1, 3, 3, 1, 1, 0, 0, 5, 6, 0, 3, 4},      /* the same, overlapping more */
 };
 
 static void brute_output(const pool_case *k, const float *x, float dy, int oy, int ox, double *y,
