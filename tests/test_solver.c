@@ -353,38 +353,6 @@ START_TEST(divergence_is_reported) {
 }
 END_TEST
 
-/* A non-finite gradient handed over during backward: the rows before it are
- * updated, the bad row and those after it are not, and the solver learns
- * which blob it was (the loss can still be finite then). */
-START_TEST(backward_update_stops_at_a_non_finite_row) {
-  char dir[64];
-  dl_test_tmpdir(dir, sizeof dir);
-  dl_solver *s =
-      make_solver(quad_net, "base_lr: 0.5\nmax_iter: 5\nupdate_during_backward: true\n", dir);
-  dl_net *net = s->train;
-  const dl_layer *ip = NULL;
-  for (int i = 0; i < net->nsteps; i++)
-    if (net->steps[i].layer->update_hook) ip = net->steps[i].layer;
-  ck_assert_ptr_nonnull(ip);
-  int j = dl_layer_update_index(ip, 0);
-  ck_assert_int_ge(j, 0);
-  float *w = dl_data(net->params[j]), before[15], g[15];
-  for (int i = 0; i < 15; i++)
-    before[i] = w[i], g[i] = 1.0f;
-  g[7] = NAN; /* row 1 of 3 x 5 */
-  dl_solver_backward_update_begin(s, 0.5);
-  const dl_update_hook *h = ip->update_hook;
-  ck_assert_int_eq(h->apply(h->ctx, j, 0, 3, 5, 5, g), 0);
-  ck_assert_int_eq(dl_solver_backward_update_failed(s), j + 1);
-  for (int i = 0; i < 5; i++)
-    ck_assert_float_eq_tol(w[i], before[i] - 0.5f, 1e-6f);
-  for (int i = 5; i < 15; i++)
-    ck_assert_float_eq(w[i], before[i]);
-  dl_solver_free(s);
-  dl_test_rmdir(dir);
-}
-END_TEST
-
 /* ---- signals: a real child process -------------------------------------------- */
 
 START_TEST(sigint_leaves_a_loadable_snapshot) {
@@ -453,7 +421,6 @@ Suite *suite_solver(void) {
   tcase_add_test(tc, corrupt_and_truncated_snapshots_refused);
   tcase_add_test(tc, snapshot_of_other_net_refused_weights_report);
   tcase_add_test(tc, divergence_is_reported);
-  tcase_add_test(tc, backward_update_stops_at_a_non_finite_row);
   tcase_add_test(tc, sigint_leaves_a_loadable_snapshot);
   suite_add_tcase(s, tc);
   return s;

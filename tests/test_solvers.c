@@ -327,7 +327,9 @@ START_TEST(update_during_backward_only_where_it_is_exact) {
 END_TEST
 
 /* A non-finite gradient handed over during backward is caught in the same
- * pass, names its blob, and stops training with the usual message. */
+ * pass, row by row: the rows before it are updated, its own row and those
+ * after it are not. It names its blob and stops training with the usual
+ * message. */
 START_TEST(update_during_backward_reports_divergence) {
   char dir[64];
   dl_test_tmpdir(dir, sizeof dir);
@@ -338,12 +340,14 @@ START_TEST(update_during_backward_reports_divergence) {
   dl_solver_backward_update_begin(s, 0.01);
   ck_assert_int_eq(dl_solver_backward_update_failed(s), 0);
   float tile[6] = {1, 2, 3, 4, NAN, 6};
-  float w0 = dl_mem_host(s->train->flat_data)[s->train->param_offset[2]];
+  const float *w = dl_mem_host(s->train->flat_data) + s->train->param_offset[2];
+  float row0 = w[0], row1 = w[70]; /* the tile's two rows are 70 apart */
   const dl_update_hook *h = s->train->steps[1].layer->update_hook; /* ip1's, the solver's */
   ck_assert_ptr_nonnull(h);
   ck_assert_int_eq(h->apply(h->ctx, 2, 0, 2, 3, 70, tile), 0);
   ck_assert_int_eq(dl_solver_backward_update_failed(s), 3); /* ip2's weights, + 1 */
-  ck_assert(dl_mem_host(s->train->flat_data)[s->train->param_offset[2]] == w0); /* untouched */
+  ck_assert_float_eq_tol(w[0], row0 - 0.02f, 1e-6f);        /* lr 0.01, lr_mult 2: updated */
+  ck_assert(w[70] == row1);                                 /* the NaN's row: untouched */
   dl_solver_free(s);
   dl_test_rmdir(dir);
 }
