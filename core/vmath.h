@@ -91,8 +91,9 @@ DL_VINLINE void dl_vexp_block(const float *in, float *out) {
     memcpy(&kb[q], &k, sizeof k);
     n[q] = k - 12582912.0f;
   }
-  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) r[q] =
-      x[q] - n[q] * 0.693359375f + n[q] * 2.12194440e-4f;
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
+    r[q] = x[q] - n[q] * 0.693359375f + n[q] * 2.12194440e-4f;
+  }
   DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
     float p = 1.9875691500e-4f;
     p = p * r[q] + 1.3981999507e-3f;

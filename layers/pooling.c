@@ -405,7 +405,7 @@ __attribute__((target("avx512f"))) static inline void store_interleaved(float *r
  * order (windows in raster order), so the same bits. But gathered: each input
  * row is summed in registers, 32 columns (16 windows) at a time, from the
  * output rows over it, and stored once, with no clearing before and no
- * read-modify-write after (AlexNet-R's pool1 at one thread: 9.1 -> 6.7 ms,
+ * read-modify-write after (AlexNet-R's pool1 at one thread: 9.1 -> 6.0 ms,
  * near memory speed). Output rows are read once each, in order; with
  * k = 3 the row under two of them (2 oy + 2) is carried to the next. The
  * candidates of window j are columns 2j, 2j + 1 (and 2j + 2, window j + 1's
@@ -590,12 +590,11 @@ static void ave_plane_backward(const pool_priv *s, const float *dy, float *dx) {
  * ceil rounding: those take the scatter below), and rows of at least 12
  * windows. With fewer most lanes idle: AlexNet-R's pool2 (7 a row) took 3.1
  * ms gathered against 2.2 by the scatter, which is at memory speed there,
- * while pool1 (15 a row) took 6.7 against 9.1 (one thread). */
+ * while pool1 (15 a row) took 6.0 against 9.1 (one thread). */
 static int gathered_backward(const pool_priv *s) {
   int k = s->kh;
-  return use_avx512() && (k == 2 || k == 3) && s->kw == k && s->sh == 2 && s->sw == 2 && !s->ph &&
-         !s->pw && 2 * (s->oh - 1) + k <= s->h && 2 * (s->ow - 1) + k <= s->w && s->ow >= 12 &&
-         (size_t)s->planes * s->oh * s->ow <= INT_MAX;
+  return use_avx512() && (k == 2 || k == 3) && s->kw == k && s->sh == 2 && s->sw == 2 &&
+         windows_whole(s) && s->ow >= 12 && (size_t)s->planes * s->oh * s->ow <= INT_MAX;
 }
 
 /* max: dx[argmax] += dy; ave: dx[window] += dy / area. dx is cleared first
