@@ -365,10 +365,15 @@ void dl_softmax(int outer, int C, int inner, const float *x, float *y) {
 
 /* exp only sees -|x|, so nothing overflows, and far below zero y keeps a tiny
  * positive value (down to exp(-87)) instead of 1 / inf. */
-DL_VINLINE float stable_sigmoid(float x) {
-  float a = dl_vpick(x < 0, -x, x), e = dl_vexp(-a), r = 1.0f / (1.0f + e);
+DL_VINLINE float neg_abs(float x) { return dl_vpick(x < 0, x, -x); }
+
+/* The sigmoid of x from e = exp(-|x|). */
+DL_VINLINE float sigmoid_of(float x, float e) {
+  float r = 1.0f / (1.0f + e);
   return dl_vpick(x < 0, e * r, r);
 }
+
+DL_VINLINE float stable_sigmoid(float x) { return sigmoid_of(x, dl_vexp(neg_abs(x))); }
 
 /* Sigmoid over n floats, a DL_VEXP_BLOCK at a time (see dl_vexp_block), the
  * same bits as stable_sigmoid on each; y may alias x. */
@@ -377,12 +382,9 @@ DL_VCLONES static void sigmoid_span(size_t n, const float *x, float *y) {
   for (; i + DL_VEXP_BLOCK <= n; i += DL_VEXP_BLOCK) {
     float v[DL_VEXP_BLOCK], t[DL_VEXP_BLOCK], e[DL_VEXP_BLOCK];
     memcpy(v, x + i, sizeof v);
-    DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) t[q] = dl_vpick(v[q] < 0, v[q], -v[q]);
+    DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) t[q] = neg_abs(v[q]);
     dl_vexp_block(t, e);
-    DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
-      float r = 1.0f / (1.0f + e[q]);
-      t[q] = dl_vpick(v[q] < 0, e[q] * r, r);
-    }
+    DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) t[q] = sigmoid_of(v[q], e[q]);
     memcpy(y + i, t, sizeof t);
   }
   for (; i < n; i++)

@@ -42,27 +42,47 @@ DL_VINLINE float dl_vpick(int c, float a, float b) {
 
 /* exp(x) as 2^n p(r), r = x - n ln2 in [-ln2/2, ln2/2], p the Cephes degree-5
  * polynomial (within 2 ulp of expf); x is clamped to [-87, 88] so the result
- * stays a finite normal number. */
-DL_VINLINE float dl_vexp(float x) {
+ * stays a finite normal number. The steps, shared by dl_vexp and
+ * dl_vexp_block: */
+DL_VINLINE float exp_clamp(float x) {
   x = dl_vpick(x < -87.0f, -87.0f, x);
-  x = dl_vpick(x > 88.0f, 88.0f, x);
+  return dl_vpick(x > 88.0f, 88.0f, x);
+}
+
+/* n = round(x / ln2), and its bits plus 1.5 * 2^23 in *kb (for exp_scale). */
+DL_VINLINE float exp_round(float x, uint32_t *kb) {
   const float shift = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
   float k = x * 1.44269504f + shift;
-  uint32_t kb;
-  memcpy(&kb, &k, sizeof kb);
-  float n = k - shift;
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f; /* ln2 split in two parts */
+  memcpy(kb, &k, sizeof *kb);
+  return k - shift;
+}
+
+DL_VINLINE float exp_reduce(float x, float n) {
+  return x - n * 0.693359375f + n * 2.12194440e-4f; /* ln2 split in two parts */
+}
+
+DL_VINLINE float exp_poly(float r) {
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  return p * r * r + r + 1.0f;
+}
+
+DL_VINLINE float exp_scale(float p, uint32_t kb) {
   uint32_t eb = (kb - 0x4B400000u + 127u) << 23; /* 2^n: n + 127 in the exponent field */
   float e;
   memcpy(&e, &eb, sizeof e);
   return p * e;
+}
+
+DL_VINLINE float dl_vexp(float x) {
+  uint32_t kb;
+  x = exp_clamp(x);
+  float n = exp_round(x, &kb);
+  return exp_scale(exp_poly(exp_reduce(x, n)), kb);
 }
 
 DL_VINLINE float dl_vsigmoid(float x) { return 1.0f / (1.0f + dl_vexp(-x)); }
@@ -80,35 +100,13 @@ enum { DL_VEXP_BLOCK = 128 };
 #define DL_UNROLLED _Pragma("GCC unroll 16")
 #endif
 DL_VINLINE void dl_vexp_block(const float *in, float *out) {
-  float x[DL_VEXP_BLOCK], n[DL_VEXP_BLOCK], r[DL_VEXP_BLOCK];
+  float x[DL_VEXP_BLOCK], n[DL_VEXP_BLOCK];
   uint32_t kb[DL_VEXP_BLOCK];
-  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
-    float v = dl_vpick(in[q] < -87.0f, -87.0f, in[q]);
-    x[q] = dl_vpick(v > 88.0f, 88.0f, v);
-  }
-  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
-    float k = x[q] * 1.44269504f + 12582912.0f;
-    memcpy(&kb[q], &k, sizeof k);
-    n[q] = k - 12582912.0f;
-  }
-  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
-    r[q] = x[q] - n[q] * 0.693359375f + n[q] * 2.12194440e-4f;
-  }
-  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
-    float p = 1.9875691500e-4f;
-    p = p * r[q] + 1.3981999507e-3f;
-    p = p * r[q] + 8.3334519073e-3f;
-    p = p * r[q] + 4.1665795894e-2f;
-    p = p * r[q] + 1.6666665459e-1f;
-    p = p * r[q] + 5.0000001201e-1f;
-    x[q] = p * r[q] * r[q] + r[q] + 1.0f;
-  }
-  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) {
-    uint32_t eb = (kb[q] - 0x4B400000u + 127u) << 23;
-    float e;
-    memcpy(&e, &eb, sizeof e);
-    out[q] = x[q] * e;
-  }
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) x[q] = exp_clamp(in[q]);
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) n[q] = exp_round(x[q], &kb[q]);
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) x[q] = exp_reduce(x[q], n[q]);
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) x[q] = exp_poly(x[q]);
+  DL_UNROLLED for (int q = 0; q < DL_VEXP_BLOCK; q++) out[q] = exp_scale(x[q], kb[q]);
 }
 
 /* tanh: an odd polynomial (Cephes) for |x| < 0.625, keeping full relative

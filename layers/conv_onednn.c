@@ -315,13 +315,17 @@ static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_quer
  * 1-2% and 3-4% slower. One thread keeps Winograd for conv4 (62 MiB <= 100). The
  * descriptor cd is rewritten. */
 #define SCRATCH_BUDGET ((size_t)100 << 20)
+static int scratch_fits(const_dnnl_primitive_desc_t pd, int threads) {
+  const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  return !md || dnnl_memory_desc_get_size(md) * (size_t)threads <= SCRATCH_BUDGET;
+}
+
 static dnnl_primitive_desc_t direct_if_scratch_large(dnnl_primitive_desc_t pd,
                                                      dnnl_convolution_desc_t *cd,
                                                      const_dnnl_primitive_attr_t attr,
                                                      const_dnnl_primitive_desc_t hint,
                                                      int threads) {
-  const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-  if (!md || dnnl_memory_desc_get_size(md) * (size_t)threads <= SCRATCH_BUDGET) return pd;
+  if (scratch_fits(pd, threads)) return pd;
   dnnl_primitive_desc_t direct = NULL;
   cd->alg_kind = dnnl_convolution_direct;
   if (dnnl_primitive_desc_create(&direct, cd, attr, engine, hint) != dnnl_success) return pd;
@@ -346,8 +350,7 @@ static dnnl_primitive_desc_t winograd_if_fits(dnnl_primitive_desc_t pd, dnnl_con
   dnnl_primitive_desc_t w = NULL;
   cd->alg_kind = dnnl_convolution_winograd;
   if (dnnl_primitive_desc_create(&w, cd, attr, engine, hint) != dnnl_success) return pd;
-  const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(w, dnnl_query_scratchpad_md, 0);
-  if (md && dnnl_memory_desc_get_size(md) * (size_t)threads > SCRATCH_BUDGET) {
+  if (!scratch_fits(w, threads)) {
     dnnl_primitive_desc_destroy(w);
     return pd;
   }
