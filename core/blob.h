@@ -26,7 +26,15 @@ typedef struct dl_blob {
   size_t capacity;  /* floats that data/diff can hold without reallocating */
   dl_mem *data;
   dl_mem *diff;
+  /* 0: N x C x H x W as the shape says. 1: oneDNN's blocked layout nChw16c
+   * (N x C/16 x H x W x 16, C a multiple of DL_BLOCK), for data and diff
+   * alike; only the net sets it (core/net.c, plan_layouts), on blobs whose
+   * producer and every consumer work on it, so that oneDNN convolutions and
+   * the pooling and ReLU between them run without converting. */
+  int blocked;
 } dl_blob;
+
+#define DL_BLOCK 16 /* channels per block of the blocked layout */
 
 dl_blob *dl_blob_new(const char *name);
 void dl_blob_free(dl_blob *b);

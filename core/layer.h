@@ -47,6 +47,7 @@ typedef struct dl_ctx {
   int batch; /* > 0: replaces every data layer's batch size when the net is built
               * (dltrain bench --batch; see dl_net_layer_batch in core/net.h) */
   int gpu; /* 1: GPU mode (layers run their GPU twins; GPU build only) */
+  int plain_layouts; /* 1: no blob takes the blocked layout (tests compare the two) */
 } dl_ctx;
 
 typedef struct dl_layer dl_layer;
@@ -62,6 +63,8 @@ enum {
   DL_LAYER_LOSS = 1 << 1,     /* top 0 is a loss: loss_weight defaults to 1 */
   DL_LAYER_IN_PLACE = 1 << 2, /* top may be the same blob as bottom */
 };
+
+enum { DL_BLOCKED_BOTTOM = 1 << 0, DL_BLOCKED_TOP = 1 << 1, DL_BLOCKED_SAME = 1 << 2 };
 
 /* Update during backward (the solver's update_during_backward): a layer whose
  * gradient for a parameter is final when its backward ends may hand it to the
@@ -124,6 +127,13 @@ struct dl_layer_ops {
   /* Loss layers: non-zero when exp(mean of top 0) is worth reporting as a
    * perplexity (SoftmaxWithLoss with `perplexity: true`). May be NULL. */
   int (*reports_perplexity)(const dl_layer *l);
+
+  /* Optional, for the blocked layout (dl_blob.blocked): after reshape, which
+   * of bottom 0 and top 0 the layer can take blocked (DL_BLOCKED_BOTTOM,
+   * DL_BLOCKED_TOP), and DL_BLOCKED_SAME when the two must share a layout.
+   * NULL or 0: every blob of the layer stays plain. */
+  unsigned (*blocked_ok)(const dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
+                         int nt);
 
   /* Optional GPU twins (layers/NAME.cu); NULL: the CPU code runs in GPU mode. */
   dl_forward_fn forward_gpu;

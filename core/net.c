@@ -511,6 +511,75 @@ static dl_status setup_steps(dl_net *net) {
   return DL_OK;
 }
 
+/* ---- layouts ------------------------------------------------------------ */
+
+/* The blocked layout (dl_blob.blocked) for every blob that can take it: a
+ * 4-d blob of whole channel blocks, consumed, whose producer and consumers all
+ * work on it (blocked_ok), and, for layers that keep one layout from bottom to
+ * top (pooling, ReLU), whose neighbour across the layer can take it too.
+ * Between oneDNN convolutions this saves converting every activation and
+ * gradient to NCHW and back: AlexNet-R (docs/benchmarks.md). Layers that see
+ * a blob change layout reshape again. The CPU only; not with plain_layouts. */
+static void plan_layouts(dl_net *net) {
+  if (!net->ctx || net->ctx->gpu || net->ctx->plain_layouts) return;
+  char *ok = malloc((size_t)net->nblobs), *used = calloc((size_t)net->nblobs, 1);
+  if (!ok || !used) { /* all stay plain */
+    free(ok), free(used);
+    return;
+  }
+  for (int i = 0; i < net->nblobs; i++) {
+    const dl_blob *b = net->blobs[i];
+    ok[i] = b->ndim == 4 && b->shape[1] % DL_BLOCK == 0;
+  }
+  for (int i = 0; i < net->nsteps; i++) {
+    const dl_net_step *s = &net->steps[i];
+    const dl_layer_ops *ops = s->layer->ops;
+    unsigned can = ops->blocked_ok ? ops->blocked_ok(s->layer, s->bottom, s->nb, s->top, s->nt) : 0;
+    for (int k = 0; k < s->nb; k++) {
+      int b = blob_index(net, s->bottom[k]);
+      used[b] = 1;
+      if (k || !(can & DL_BLOCKED_BOTTOM)) ok[b] = 0;
+    }
+    for (int k = 0; k < s->nt; k++)
+      if (k || !(can & DL_BLOCKED_TOP)) ok[blob_index(net, s->top[k])] = 0;
+  }
+  for (int i = 0; i < net->nblobs; i++)
+    ok[i] = ok[i] && used[i]; /* the net's outputs are read as NCHW */
+  for (int changed = 1; changed;) {
+    changed = 0;
+    for (int i = 0; i < net->nsteps; i++) {
+      const dl_net_step *s = &net->steps[i];
+      const dl_layer_ops *ops = s->layer->ops;
+      if (!ops->blocked_ok || !s->nb || !s->nt ||
+          !(ops->blocked_ok(s->layer, s->bottom, s->nb, s->top, s->nt) & DL_BLOCKED_SAME))
+        continue;
+      int b = blob_index(net, s->bottom[0]), t = blob_index(net, s->top[0]);
+      if (ok[b] != ok[t]) ok[b] = ok[t] = 0, changed = 1;
+    }
+  }
+  for (int i = 0; i < net->nblobs; i++)
+    net->blobs[i]->blocked = ok[i];
+  free(ok);
+  free(used);
+}
+
+/* The layers with a blocked blob size themselves again for it. */
+static dl_status reshape_blocked(dl_net *net) {
+  for (int i = 0; i < net->nsteps; i++) {
+    dl_net_step *s = &net->steps[i];
+    int any = 0;
+    for (int k = 0; k < s->nb; k++)
+      any |= s->bottom[k]->blocked;
+    for (int k = 0; k < s->nt; k++)
+      any |= s->top[k]->blocked;
+    dl_status st = any && s->layer->ops->reshape
+                       ? s->layer->ops->reshape(s->layer, s->bottom, s->nb, s->top, s->nt)
+                       : DL_OK;
+    if (st) return st;
+  }
+  return DL_OK;
+}
+
 /* The step whose top is `b`, looking through Splits (their tops view their
  * bottom), and which of its tops it is. */
 static const dl_net_step *producer(const dl_net *net, const dl_blob *b, int *top) {
@@ -749,6 +818,7 @@ static dl_status build(dl_net *net, const dl_ydoc *doc) {
   st = first;
   if (!st) st = wire_steps(&b);
   if (!st) st = setup_steps(net);
+  if (!st) plan_layouts(net), st = reshape_blocked(net);
   if (!st) st = check_labels(net);
   if (!st) st = gather_params(net, &b);
   if (!st) {

@@ -755,15 +755,18 @@ static dl_status conv_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
   s->ohw = (size_t)s->g.oh * s->g.ow;
   s->img = (size_t)s->g.c * s->g.h * s->g.w;
   dl_conv_desc d = describe(p, s);
+  d.x_blocked = x->blocked, d.y_blocked = top[0]->blocked; /* set by the net: conv_blocked_ok */
   int ready = 0;
   s->engine = p->engine;
   s->pending = 0;
-  char err[256];
+  char err[256] = "";
   if (s->engine == ENGINE_AUTO) { /* a fixed rule, never a timing: runs must repeat */
     s->engine = ENGINE_NATIVE;
     if (dl_onednn_available() && !dl_conv_onednn_reshape(&s->dnn, &d, err, sizeof err))
       s->engine = ENGINE_ONEDNN, ready = 1;
   }
+  if ((d.x_blocked || d.y_blocked) && s->engine != ENGINE_ONEDNN) /* the net asked only oneDNN */
+    return dl_layer_error(l, DL_EINTERNAL, "the blocked layout needs engine onednn: %s", err);
   if (s->engine == ENGINE_FASTEST && !dl_onednn_available()) s->engine = ENGINE_NATIVE;
   if (s->engine == ENGINE_FASTEST && (st = choose_engine(l, &d, &ready))) return st;
   if (s->engine == ENGINE_ONEDNN || s->pending) {
@@ -805,6 +808,21 @@ dl_conv_cudnn **dl_conv_layer_cudnn(dl_layer *l) { return &((conv_priv *)l->priv
 const char *dl_conv_engine(const dl_layer *l) {
   const conv_priv *s = l->priv;
   return engine_names[s->engine];
+}
+
+/* The blocked layout (core/blob.h) for x and y: oneDNN's own on AVX-512, so
+ * with it their reorders go (AlexNet-R, docs/benchmarks.md); the native
+ * engine reads NCHW. Not with `fastest`, whose timing at a new reshape could
+ * pick the native engine, nor with groups. */
+static unsigned conv_blocked_ok(const dl_layer *l, dl_blob *const *bottom, int nb,
+                                dl_blob *const *top, int nt) {
+  (void)bottom, (void)nb, (void)top, (void)nt;
+  const conv_param *p = l->param;
+  const conv_priv *s = l->priv;
+  if (s->engine != ENGINE_ONEDNN || s->pending || p->engine == ENGINE_FASTEST || p->group != 1 ||
+      !dl_onednn_blocks_of_16())
+    return 0;
+  return (s->g.c % DL_BLOCK ? 0u : DL_BLOCKED_BOTTOM) | (s->m % DL_BLOCK ? 0u : DL_BLOCKED_TOP);
 }
 
 /* ---- the layer's forward and backward: the engine's ------------------- */
@@ -862,6 +880,7 @@ const dl_layer_ops dl_layer_conv = {
     .backward = conv_backward,
     .destroy = conv_destroy,
     .flops = conv_flops,
+    .blocked_ok = conv_blocked_ok,
 #ifdef DL_GPU
     .forward_gpu = dl_conv_forward_gpu,
     .backward_gpu = dl_conv_backward_gpu,

@@ -1,10 +1,11 @@
 /* Convolution on oneDNN's CPU primitives: the `engine: onednn` of layers/conv.c,
  * which stays the readable reference (tests/test_conv_onednn.c compares the two).
  *
- * Layouts. The caller's arrays are NCHW and OIHW (goihw with groups); each
- * primitive is created with dnnl_format_tag_any and picks its own (nChw16c,
- * OIhw16i16o, ...), and a reorder primitive with its buffer, made at reshape,
- * converts where the two differ. Everything is created and allocated at
+ * Layouts. The caller's arrays are NCHW, or nChw16c where the net chose the
+ * blocked layout for the blob (d->x_blocked, d->y_blocked), and OIHW (goihw
+ * with groups); each primitive is created with dnnl_format_tag_any and picks
+ * its own (nChw16c, OIhw16i16o, ...), and a reorder primitive with its
+ * buffer, made at reshape, converts where the two differ. Everything is created and allocated at
  * reshape, including a user-mode scratchpad: an iteration only sets data
  * handles and executes.
  *
@@ -39,6 +40,8 @@ int dl_onednn_available(void) { return 0; }
 
 const char *dl_onednn_info(void) { return "none (built without oneDNN)"; }
 
+int dl_onednn_blocks_of_16(void) { return 0; }
+
 dl_status dl_conv_onednn_reshape(dl_conv_onednn **e, const dl_conv_desc *d, char *err,
                                  size_t errlen) {
   (void)e, (void)d;
@@ -69,6 +72,11 @@ void dl_conv_onednn_free(dl_conv_onednn *e) { (void)e; }
 #include <omp.h>
 
 int dl_onednn_available(void) { return !pretend_missing; }
+
+int dl_onednn_blocks_of_16(void) {
+  return dl_onednn_available() &&
+         (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+}
 
 const char *dl_onednn_info(void) {
   static char buf[160];
@@ -370,8 +378,8 @@ static void build_set(build *b, const dl_conv_desc *d, dpart *p, dset *t) {
   dnnl_dims_t pad_r = {(d->oh - 1) * d->sh + d->dh * (d->kh - 1) + 1 - d->h - d->ph,
                        (d->ow - 1) * d->sw + d->dw * (d->kw - 1) + 1 - d->w - d->pw};
   dnnl_memory_desc_t x_user, y_user, w_user, b_md, x_any, y_any, w_any;
-  md_init(b, &x_user, 4, xd, dnnl_nchw);
-  md_init(b, &y_user, 4, yd, dnnl_nchw);
+  md_init(b, &x_user, 4, xd, d->x_blocked ? dnnl_nChw16c : dnnl_nchw);
+  md_init(b, &y_user, 4, yd, d->y_blocked ? dnnl_nChw16c : dnnl_nchw);
   md_init(b, &w_user, g > 1 ? 5 : 4, g > 1 ? gwd : wd, g > 1 ? dnnl_goihw : dnnl_oihw);
   md_init(b, &b_md, 1, bd, dnnl_x);
   md_init(b, &x_any, 4, xd, dnnl_format_tag_any);

@@ -16,6 +16,7 @@ typedef struct {
   int m, oh, ow;                      /* output: channels, size */
   int kh, kw, sh, sw, ph, pw, dh, dw; /* kernel, stride, pad, dilation */
   int group, bias;
+  int x_blocked, y_blocked; /* x and dx, y and dy in the blocked layout nChw16c (core/blob.h) */
 } dl_conv_desc;
 
 typedef struct dl_conv_onednn dl_conv_onednn;
@@ -29,6 +30,9 @@ typedef struct dl_conv_onednn dl_conv_onednn;
 int dl_onednn_available(void);
 /* "oneDNN 2.6.3 (CPU runtime OpenMP, ...)", or why there is none. */
 const char *dl_onednn_info(void);
+/* 1 when oneDNN's convolutions here work in 16-channel blocks (AVX-512), so
+ * that blobs in the blocked layout reach them without a reorder. */
+int dl_onednn_blocks_of_16(void);
 /* For tests: act as a build without oneDNN (1) or as built (0). */
 void dl_onednn_pretend_missing(int missing);
 

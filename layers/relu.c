@@ -36,18 +36,29 @@ static void relu_backward(dl_layer *l, dl_blob *const *top, int nt, const int *p
   dl_relu_grad(top[0]->count, p->negative_slope, y, dy, dx);
 }
 
+/* Element by element: any layout, the top's the same as the bottom's. */
+static unsigned relu_blocked_ok(const dl_layer *l, dl_blob *const *bottom, int nb,
+                                dl_blob *const *top, int nt) {
+  (void)l, (void)bottom, (void)nb, (void)top, (void)nt;
+  return DL_BLOCKED_BOTTOM | DL_BLOCKED_TOP | DL_BLOCKED_SAME;
+}
+
 const dl_layer_ops dl_layer_relu = {
     .type = "ReLU",
     .summary = "rectified linear unit, optionally leaky; works in place",
     .schema = relu_schema,
     .param_size = sizeof(relu_param),
-    .min_bottoms = 1, .max_bottoms = 1, .min_tops = 1, .max_tops = 1,
+    .min_bottoms = 1,
+    .max_bottoms = 1,
+    .min_tops = 1,
+    .max_tops = 1,
     .bottoms_doc = "x: any shape",
     .tops_doc = "y: same shape as x",
     .flags = DL_LAYER_IN_PLACE,
     .reshape = relu_reshape,
     .forward = relu_forward,
     .backward = relu_backward,
+    .blocked_ok = relu_blocked_ok,
 #ifdef DL_GPU
     .forward_gpu = dl_relu_forward_gpu,
     .backward_gpu = dl_relu_backward_gpu,
