@@ -64,7 +64,12 @@ enum {
   DL_LAYER_IN_PLACE = 1 << 2, /* top may be the same blob as bottom */
 };
 
-enum { DL_BLOCKED_BOTTOM = 1 << 0, DL_BLOCKED_TOP = 1 << 1, DL_BLOCKED_SAME = 1 << 2 };
+enum {
+  DL_BLOCKED_BOTTOM = 1 << 0,
+  DL_BLOCKED_TOP = 1 << 1,
+  DL_BLOCKED_SAME = 1 << 2,        /* bottom 0 and top 0 in one layout */
+  DL_BLOCKED_TOP_FOLLOWS = 1 << 3, /* top 0 blocked only if bottom 0 is */
+};
 
 /* Update during backward (the solver's update_during_backward): a layer whose
  * gradient for a parameter is final when its backward ends may hand it to the
@@ -130,7 +135,8 @@ struct dl_layer_ops {
 
   /* Optional, for the blocked layout (dl_blob.blocked): after reshape, which
    * of bottom 0 and top 0 the layer can take blocked (DL_BLOCKED_BOTTOM,
-   * DL_BLOCKED_TOP), and DL_BLOCKED_SAME when the two must share a layout.
+   * DL_BLOCKED_TOP), and DL_BLOCKED_SAME when the two must share a layout
+   * or DL_BLOCKED_TOP_FOLLOWS when a blocked top needs a blocked bottom.
    * NULL or 0: every blob of the layer stays plain. */
   unsigned (*blocked_ok)(const dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                          int nt);

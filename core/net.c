@@ -516,7 +516,8 @@ static dl_status setup_steps(dl_net *net) {
 /* The blocked layout (dl_blob.blocked) for every blob that can take it: a
  * 4-d blob of whole channel blocks, consumed, whose producer and consumers all
  * work on it (blocked_ok), and, for layers that keep one layout from bottom to
- * top (pooling, ReLU), whose neighbour across the layer can take it too.
+ * top (ReLU) or make a blocked top only from a blocked bottom (pooling),
+ * whose neighbour across the layer allows it.
  * Between oneDNN convolutions this saves converting every activation and
  * gradient to NCHW and back: AlexNet-R (docs/benchmarks.md). Layers that see
  * a blob change layout reshape again. The CPU only; not with plain_layouts. */
@@ -550,11 +551,11 @@ static void plan_layouts(dl_net *net) {
     for (int i = 0; i < net->nsteps; i++) {
       const dl_net_step *s = &net->steps[i];
       const dl_layer_ops *ops = s->layer->ops;
-      if (!ops->blocked_ok || !s->nb || !s->nt ||
-          !(ops->blocked_ok(s->layer, s->bottom, s->nb, s->top, s->nt) & DL_BLOCKED_SAME))
-        continue;
+      if (!ops->blocked_ok || !s->nb || !s->nt) continue;
+      unsigned can = ops->blocked_ok(s->layer, s->bottom, s->nb, s->top, s->nt);
       int b = blob_index(net, s->bottom[0]), t = blob_index(net, s->top[0]);
-      if (ok[b] != ok[t]) ok[b] = ok[t] = 0, changed = 1;
+      if ((can & DL_BLOCKED_SAME) && ok[b] != ok[t]) ok[b] = ok[t] = 0, changed = 1;
+      if ((can & DL_BLOCKED_TOP_FOLLOWS) && ok[t] && !ok[b]) ok[t] = 0, changed = 1;
     }
   }
   for (int i = 0; i < net->nblobs; i++)

@@ -49,6 +49,8 @@ typedef struct {
   size_t nmask;
   int *mask; /* (planes, oh, ow): max pooling's argmax, iy * w + ix within its plane;
                 (planes / 16, oh, ow, 16) in the blocked layout */
+  float *scratch; /* a blocked x with a plain y: one block's (oh, ow, 16) outputs a thread */
+  int scratch_parts;
 } pool_priv;
 
 /* ---- setup and reshape -------------------------------------------------- */
@@ -141,6 +143,10 @@ static dl_status pool_reshape(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
     s->nmask = s->mask ? n : 0;
     if (!s->mask) return DL_ENOMEM;
   }
+  free(s->scratch);
+  s->scratch_parts = dl_parallel_threads();
+  s->scratch = dl_malloc((size_t)s->scratch_parts * s->oh * s->ow * DL_BLOCK * sizeof(float));
+  if (!s->scratch) return DL_ENOMEM;
   return dl_blob_reshape4(top[0], x->shape[0], x->shape[1], s->oh, s->ow);
 }
 
@@ -155,6 +161,7 @@ static void pool_destroy(dl_layer *l) {
   pool_priv *s = l->priv;
   if (!s) return;
   free(s->mask);
+  free(s->scratch);
   free(s);
   l->priv = NULL;
 }
@@ -766,37 +773,79 @@ static void back_block_avx512(const pool_priv *s, int max, const float *dy, cons
 }
 #endif
 
-static void forward_blocks(void *arg, int b0, int b1) {
-  const pool_job *j = arg;
+/* A block's 16 lanes of n outputs (n, 16) from or to its 16 planes of the
+ * plain layout (16, n): a blocked x with a plain y, as before an
+ * InnerProduct (AlexNet-R's pool3), so that the convolution before needs no
+ * reorder. */
+static void lanes_to_planes(const float *lanes, size_t n, float *planes) {
+  for (size_t o = 0; o < n; o++)
+    for (int c = 0; c < DL_BLOCK; c++)
+      planes[c * n + o] = lanes[o * DL_BLOCK + c];
+}
+
+static void planes_to_lanes(const float *planes, size_t n, float *lanes) {
+  for (size_t o = 0; o < n; o++)
+    for (int c = 0; c < DL_BLOCK; c++)
+      lanes[o * DL_BLOCK + c] = planes[c * n + o];
+}
+
+/* Block b's outputs and dy: in y itself when the top is blocked, else in this
+ * part's scratch. Either way the block's region of y starts at b * out. */
+typedef struct {
+  const pool_job *j;
+  int blocked_top;
+} blocks_job;
+
+static void forward_blocks(void *arg, int p, int nparts) {
+  const blocks_job *bj = arg;
+  const pool_job *j = bj->j;
   const pool_priv *s = j->s;
-  size_t in = (size_t)s->h * s->w * DL_BLOCK, out = (size_t)s->oh * s->ow * DL_BLOCK;
+  size_t ohw = (size_t)s->oh * s->ow, in = (size_t)s->h * s->w * DL_BLOCK, out = ohw * DL_BLOCK;
+  size_t blocks = (size_t)s->planes / DL_BLOCK;
+  float *scratch = s->scratch + p * out;
   int vec = use_avx512();
-  for (size_t b = (size_t)b0; b < (size_t)b1; b++) {
+  for (size_t b = blocks * p / nparts; b < blocks * (p + 1) / nparts; b++) {
     const float *x = j->x + b * in;
-    float *y = j->y + b * out;
+    float *y = bj->blocked_top ? j->y + b * out : scratch;
     if (j->max)
       (vec ? max_block_avx512 : max_block)(s, x, y, s->mask + b * out);
     else
       (vec ? ave_block_avx512 : ave_block)(s, x, y);
+    if (!bj->blocked_top) lanes_to_planes(scratch, ohw, j->y + b * out);
   }
 }
 
-static void backward_blocks(void *arg, int b0, int b1) {
-  const pool_job *j = arg;
+static void backward_blocks(void *arg, int p, int nparts) {
+  const blocks_job *bj = arg;
+  const pool_job *j = bj->j;
   const pool_priv *s = j->s;
-  size_t in = (size_t)s->h * s->w * DL_BLOCK, out = (size_t)s->oh * s->ow * DL_BLOCK;
+  size_t ohw = (size_t)s->oh * s->ow, in = (size_t)s->h * s->w * DL_BLOCK, out = ohw * DL_BLOCK;
+  size_t blocks = (size_t)s->planes / DL_BLOCK;
+  float *scratch = s->scratch + p * out;
   int vec = use_avx512();
-  for (size_t b = (size_t)b0; b < (size_t)b1; b++)
-    (vec ? back_block_avx512 : back_block)(s, j->max, j->dy + b * out, s->mask + b * out,
-                                           j->dx + b * in);
+  for (size_t b = blocks * p / nparts; b < blocks * (p + 1) / nparts; b++) {
+    const float *dy = j->dy + b * out;
+    if (!bj->blocked_top) planes_to_lanes(dy, ohw, scratch), dy = scratch;
+    (vec ? back_block_avx512 : back_block)(s, j->max, dy, s->mask + b * out, j->dx + b * in);
+  }
 }
 
-/* Max and average pooling work on the blocked layout, input and output alike. */
+/* The blocks across the pool, a scratch for each part. */
+static void run_blocks(const pool_job *j, int blocked_top, dl_part_fn fn) {
+  int parts = dl_parallel_threads(), blocks = j->s->planes / DL_BLOCK;
+  if (parts > j->s->scratch_parts) parts = j->s->scratch_parts;
+  if (parts > blocks) parts = blocks;
+  blocks_job bj = {j, blocked_top};
+  dl_parallel_run(parts, fn, &bj);
+}
+
+/* Max and average pooling work on a blocked x, and make a blocked y from it
+ * or a plain one. */
 static unsigned pool_blocked_ok(const dl_layer *l, dl_blob *const *bottom, int nb,
                                 dl_blob *const *top, int nt) {
   (void)l, (void)nb, (void)top, (void)nt;
   return bottom[0]->ndim == 4 && bottom[0]->shape[1] % DL_BLOCK == 0
-             ? DL_BLOCKED_BOTTOM | DL_BLOCKED_TOP | DL_BLOCKED_SAME
+             ? DL_BLOCKED_BOTTOM | DL_BLOCKED_TOP | DL_BLOCKED_TOP_FOLLOWS
              : 0;
 }
 
@@ -806,10 +855,10 @@ static dl_status pool_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
   const pool_param *p = l->param;
   const pool_priv *s = l->priv;
   DL_ASSERT(bottom[0]->count == (size_t)s->planes * s->h * s->w); /* reshape ran */
-  DL_ASSERT(bottom[0]->blocked == top[0]->blocked);               /* pool_blocked_ok */
+  DL_ASSERT(bottom[0]->blocked || !top[0]->blocked);              /* pool_blocked_ok */
   pool_job j = {s, p->pool == POOL_MAX, dl_cdata(bottom[0]), NULL, dl_data(top[0]), NULL};
   if (bottom[0]->blocked)
-    dl_parallel_for(s->planes / DL_BLOCK, 1, forward_blocks, &j);
+    run_blocks(&j, top[0]->blocked, forward_blocks);
   else
     dl_parallel_for(s->planes, 8, forward_planes, &j);
   return DL_OK;
@@ -886,7 +935,7 @@ static void pool_backward(dl_layer *l, dl_blob *const *top, int nt, const int *p
   const pool_priv *s = l->priv;
   pool_job j = {s, p->pool == POOL_MAX, NULL, dl_cdiff(top[0]), NULL, dl_diff(bottom[0])};
   if (bottom[0]->blocked)
-    dl_parallel_for(s->planes / DL_BLOCK, 1, backward_blocks, &j);
+    run_blocks(&j, top[0]->blocked, backward_blocks);
   else
     dl_parallel_for(s->planes, 8, backward_planes, &j);
 }

@@ -253,30 +253,40 @@ END_TEST
 
 /* ---- the blocked layout (core/blob.h) between oneDNN convolutions ---------- */
 
-/* c1 -> max pool -> ReLU (in place) -> c2 run blocked; c2's top is plain
- * because its ReLU and average pool lead to an InnerProduct, which reads
- * NCHW, so c2 converts its input only. */
-static const char blocked_net[] =
-    "name: blocked\n"
-    "layers:\n"
-    "  - {name: d, type: SyntheticData, top: [x, label], shape: [6, 3, 17, 17], num_classes: 5}\n"
-    "  - {name: c1, type: Convolution, bottom: x, top: c1, num_output: 32, kernel_size: 3, pad: "
-    "1}\n"
-    "  - {name: p1, type: Pooling, bottom: c1, top: p1, pool: max, kernel_size: 3, stride: 2}\n"
-    "  - {name: r1, type: ReLU, bottom: p1, top: p1}\n"
-    "  - {name: c2, type: Convolution, bottom: p1, top: c2, num_output: 16, kernel_size: 3, pad: "
-    "1}\n"
-    "  - {name: r2, type: ReLU, bottom: c2, top: c2}\n"
-    "  - {name: p2, type: Pooling, bottom: c2, top: p2, pool: ave, kernel_size: 3, stride: 2}\n"
-    "  - {name: ip, type: InnerProduct, bottom: p2, top: ip, num_output: 5}\n"
-    "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n";
+/* c1 -> max pool -> ReLU (in place) -> c2 -> ReLU -> average pool run
+ * blocked, the pool making a plain top for the InnerProduct, which reads NCHW
+ * (net 0). With 24 outputs c2 cannot be blocked, so it converts its input
+ * only, and its ReLU and pool stay plain (net 1). */
+static const char *blocked_net(int which) {
+  static char yaml[1200];
+  snprintf(yaml, sizeof yaml,
+           "name: blocked\n"
+           "layers:\n"
+           "  - {name: d, type: SyntheticData, top: [x, label], shape: [6, 3, 17, 17], "
+           "num_classes: 5}\n"
+           "  - {name: c1, type: Convolution, bottom: x, top: c1, num_output: 32, kernel_size: 3, "
+           "pad: 1}\n"
+           "  - {name: p1, type: Pooling, bottom: c1, top: p1, pool: max, kernel_size: 3, stride: "
+           "2}\n"
+           "  - {name: r1, type: ReLU, bottom: p1, top: p1}\n"
+           "  - {name: c2, type: Convolution, bottom: p1, top: c2, num_output: %d, kernel_size: 3, "
+           "pad: 1}\n"
+           "  - {name: r2, type: ReLU, bottom: c2, top: c2}\n"
+           "  - {name: p2, type: Pooling, bottom: c2, top: p2, pool: ave, kernel_size: 3, stride: "
+           "2}\n"
+           "  - {name: ip, type: InnerProduct, bottom: p2, top: ip, num_output: 5}\n"
+           "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n",
+           which ? 24 : 16);
+  return yaml;
+}
 
 /* The net's loss and parameter gradients after one forward and backward. */
-static float *run_blocked_net(int plain, double *loss, size_t *n, dl_net **out) {
+static float *run_blocked_net(int which, int plain, double *loss, size_t *n, dl_net **out) {
   dl_diag_clear();
   dl_ctx ctx = {.seed = 3, .threads = dl_parallel_threads(), .plain_layouts = plain};
   dl_net *net = NULL;
-  ck_assert_msg(dl_net_from_string(blocked_net, "blocked.yaml", DL_TRAIN, &ctx, &net) == DL_OK,
+  ck_assert_msg(dl_net_from_string(blocked_net(which), "blocked.yaml", DL_TRAIN, &ctx, &net) ==
+                    DL_OK,
                 "%s", dl_diag_text());
   dl_net_zero_param_diffs(net);
   ck_assert(dl_net_forward(net, loss) == DL_OK);
@@ -294,32 +304,35 @@ static float *run_blocked_net(int plain, double *loss, size_t *n, dl_net **out) 
 /* Where oneDNN works in 16-channel blocks, the net keeps the blobs between
  * its convolutions in that layout (the pooling and ReLU on it), and the loss
  * and every gradient are the plain layout's, bit for bit (the same
- * primitives, without the reorders), at 1 and 2 threads. */
+ * primitives, without the reorders): both nets at 1 and 2 threads. */
 START_TEST(blocked_layout_matches_plain) {
   SKIP_WITHOUT_ONEDNN("blocked_layout_matches_plain", _i == 0);
   if (!dl_onednn_blocks_of_16()) {
     if (_i == 0) printf("SKIP blocked_layout_matches_plain: oneDNN here has no AVX-512 kernels\n");
     return;
   }
-  dl_set_threads(1 + _i);
+  int which = _i / 2;
+  dl_set_threads(1 + _i % 2);
   double loss[2];
   size_t n[2];
   dl_net *net[2];
   float *g[2];
   for (int plain = 0; plain < 2; plain++)
-    g[plain] = run_blocked_net(plain, &loss[plain], &n[plain], &net[plain]);
+    g[plain] = run_blocked_net(which, plain, &loss[plain], &n[plain], &net[plain]);
   static const char *const names[] = {"x", "c1", "p1", "c2", "p2", "ip"};
-  static const int blocked[] = {0, 1, 1, 0, 0, 0};
+  static const int blocked[2][6] = {{0, 1, 1, 1, 0, 0}, {0, 1, 1, 0, 0, 0}};
   for (int b = 0; b < 6; b++) {
-    ck_assert_msg(dl_net_blob(net[0], names[b])->blocked == blocked[b], "blob %s blocked: %d",
-                  names[b], dl_net_blob(net[0], names[b])->blocked);
+    ck_assert_msg(dl_net_blob(net[0], names[b])->blocked == blocked[which][b],
+                  "net %d: blob %s blocked: %d", which, names[b],
+                  dl_net_blob(net[0], names[b])->blocked);
     ck_assert_int_eq(dl_net_blob(net[1], names[b])->blocked, 0);
   }
-  ck_assert_msg(loss[0] == loss[1], "loss %.9g blocked, %.9g plain", loss[0], loss[1]);
+  ck_assert_msg(loss[0] == loss[1], "net %d: loss %.9g blocked, %.9g plain", which, loss[0],
+                loss[1]);
   ck_assert(n[0] == n[1]);
   for (size_t i = 0; i < n[0]; i++)
     ck_assert_msg(memcmp(&g[0][i], &g[1][i], sizeof(float)) == 0,
-                  "gradient %zu: %.9g blocked, %.9g plain", i, g[0][i], g[1][i]);
+                  "net %d: gradient %zu: %.9g blocked, %.9g plain", which, i, g[0][i], g[1][i]);
   for (int plain = 0; plain < 2; plain++)
     dl_net_free(net[plain]), free(g[plain]);
   dl_set_threads(1);
@@ -362,7 +375,7 @@ Suite *suite_conv_onednn(void) {
   tcase_add_loop_test(tc, onednn_backward_conventions, 0, 4);
   tcase_add_test(tc, onednn_starts_no_threads);
   tcase_add_test(tc, auto_picks_an_engine);
-  tcase_add_loop_test(tc, blocked_layout_matches_plain, 0, 2);
+  tcase_add_loop_test(tc, blocked_layout_matches_plain, 0, 4);
   tcase_add_test(tc, onednn_missing_is_config_error);
   suite_add_tcase(s, tc);
   if (!dl_onednn_available())

@@ -306,15 +306,16 @@ static void to_blocked(const float *src, int n, int c, int hw, float *dst, int b
       }
 }
 
-/* One case on x (2 x 32 x h x w: two blocks of channels), in the layout
- * given; y and dx come back in NCHW. */
-static void pool_in_layout(const char *yaml, const float *x_nchw, int h, int w, int blocked,
+/* One case on x (2 x 32 x h x w: two blocks of channels), plain (layout 0),
+ * blocked (1), or blocked with a plain y (2); y and dx come back in NCHW. */
+static void pool_in_layout(const char *yaml, const float *x_nchw, int h, int w, int layout,
                            float **y_out, float **dx_out, size_t *ny) {
   dl_blob *x = blob4(2, 32, h, w, NULL), *y = dl_blob_new("y");
-  x->blocked = y->blocked = blocked;
+  x->blocked = layout > 0, y->blocked = layout == 1;
+  int blocked = layout == 1;
   dl_layer *l = pool_layer(yaml, x, y);
   int hw = h * w, ohw = y->shape[2] * y->shape[3];
-  if (blocked)
+  if (x->blocked)
     to_blocked(x_nchw, 2, 32, hw, dl_data(x), 0);
   else
     memcpy(dl_data(x), x_nchw, x->count * sizeof(float));
@@ -331,13 +332,14 @@ static void pool_in_layout(const char *yaml, const float *x_nchw, int h, int w, 
   *ny = y->count;
   *y_out = malloc(y->count * sizeof(float));
   *dx_out = malloc(x->count * sizeof(float));
-  if (blocked) {
+  if (blocked)
     to_blocked(dl_cdata(y), 2, 32, ohw, *y_out, 1);
-    to_blocked(dl_cdiff(x), 2, 32, hw, *dx_out, 1);
-  } else {
+  else
     memcpy(*y_out, dl_cdata(y), y->count * sizeof(float));
+  if (x->blocked)
+    to_blocked(dl_cdiff(x), 2, 32, hw, *dx_out, 1);
+  else
     memcpy(*dx_out, dl_cdiff(x), x->count * sizeof(float));
-  }
   free(dy);
   dl_layer_free(l);
   dl_blob_free(x);
@@ -345,9 +347,10 @@ static void pool_in_layout(const char *yaml, const float *x_nchw, int h, int w, 
 }
 
 /* The blocked layout (16 channels interleaved, what the net gives pooling
- * between oneDNN convolutions) gives the plain layout's outputs and
- * gradients bit for bit, every case above, on the AVX-512 and portable
- * paths, with ties (and on AVX-512 a few NaNs) among the inputs. */
+ * between oneDNN convolutions), with a blocked or a plain y, gives the plain
+ * layout's outputs and gradients bit for bit, every case above, on the
+ * AVX-512 and portable paths, with ties (and on AVX-512 a few NaNs) among the
+ * inputs. */
 START_TEST(pool_blocked_matches_plain) {
   const pool_case *k = &pool_cases[_i];
   char yaml[256];
@@ -366,18 +369,20 @@ START_TEST(pool_blocked_matches_plain) {
     for (size_t i = 7; !portable && i < count; i += 101) /* the plain portable 2x2 tree */
       x[i] = NAN; /* puts NaNs otherwise than max_window (a diverged net either way) */
     dl_pooling_portable_only(portable);
-    float *y[2], *dx[2];
-    for (int blocked = 0; blocked < 2; blocked++)
-      pool_in_layout(yaml, x, k->h, k->w, blocked, &y[blocked], &dx[blocked], &ny);
-    for (size_t i = 0; i < ny; i++)
-      ck_assert_msg(memcmp(&y[0][i], &y[1][i], sizeof(float)) == 0,
-                    "%s (portable %d): y[%zu] plain %.9g, blocked %.9g", yaml, portable, i, y[0][i],
-                    y[1][i]);
-    for (size_t i = 0; i < count; i++)
-      ck_assert_msg(memcmp(&dx[0][i], &dx[1][i], sizeof(float)) == 0,
-                    "%s (portable %d): dx[%zu] plain %.9g, blocked %.9g", yaml, portable, i,
-                    dx[0][i], dx[1][i]);
-    for (int b = 0; b < 2; b++)
+    float *y[3], *dx[3];
+    for (int layout = 0; layout < 3; layout++)
+      pool_in_layout(yaml, x, k->h, k->w, layout, &y[layout], &dx[layout], &ny);
+    for (int layout = 1; layout < 3; layout++) {
+      for (size_t i = 0; i < ny; i++)
+        ck_assert_msg(memcmp(&y[0][i], &y[layout][i], sizeof(float)) == 0,
+                      "%s (portable %d, layout %d): y[%zu] plain %.9g, blocked %.9g", yaml,
+                      portable, layout, i, y[0][i], y[layout][i]);
+      for (size_t i = 0; i < count; i++)
+        ck_assert_msg(memcmp(&dx[0][i], &dx[layout][i], sizeof(float)) == 0,
+                      "%s (portable %d, layout %d): dx[%zu] plain %.9g, blocked %.9g", yaml,
+                      portable, layout, i, dx[0][i], dx[layout][i]);
+    }
+    for (int b = 0; b < 3; b++)
       free(y[b]), free(dx[b]);
   }
   dl_pooling_portable_only(0);
