@@ -513,29 +513,19 @@ static dl_status setup_steps(dl_net *net) {
 
 /* ---- layouts ------------------------------------------------------------ */
 
-/* The blocked layout (dl_blob.blocked) for every blob that can take it: a
- * 4-d blob of whole channel blocks, consumed, whose producer and consumers all
- * work on it (blocked_ok), and, for layers that keep one layout from bottom to
- * top (ReLU) or make a blocked top only from a blocked bottom (pooling),
- * whose neighbour across the layer allows it.
- * Between oneDNN convolutions this saves converting every activation and
- * gradient to NCHW and back: AlexNet-R (docs/benchmarks.md). Layers that see
- * a blob change layout reshape again. The CPU only; not with plain_layouts. */
-static void plan_layouts(dl_net *net) {
-  if (!net->ctx || net->ctx->gpu || net->ctx->plain_layouts) return;
-  char *ok = malloc((size_t)net->nblobs), *used = calloc((size_t)net->nblobs, 1);
-  if (!ok || !used) { /* all stay plain */
-    free(ok), free(used);
-    return;
-  }
-  for (int i = 0; i < net->nblobs; i++) {
-    const dl_blob *b = net->blobs[i];
-    ok[i] = b->ndim == 4 && b->shape[1] % DL_BLOCK == 0;
-  }
+static unsigned blocked_ok(const dl_net_step *s) {
+  const dl_layer_ops *ops = s->layer->ops;
+  return ops->blocked_ok ? ops->blocked_ok(s->layer, s->bottom, s->nb, s->top, s->nt) : 0;
+}
+
+/* ok[b]: blob b is 4-d with whole channel blocks, consumed (the net's outputs
+ * are read as NCHW), and its producer and every consumer take it blocked. */
+static void blocked_candidates(const dl_net *net, char *ok, char *used) {
+  for (int i = 0; i < net->nblobs; i++)
+    ok[i] = net->blobs[i]->ndim == 4 && net->blobs[i]->shape[1] % DL_BLOCK == 0;
   for (int i = 0; i < net->nsteps; i++) {
     const dl_net_step *s = &net->steps[i];
-    const dl_layer_ops *ops = s->layer->ops;
-    unsigned can = ops->blocked_ok ? ops->blocked_ok(s->layer, s->bottom, s->nb, s->top, s->nt) : 0;
+    unsigned can = blocked_ok(s);
     for (int k = 0; k < s->nb; k++) {
       int b = blob_index(net, s->bottom[k]);
       used[b] = 1;
@@ -545,21 +535,39 @@ static void plan_layouts(dl_net *net) {
       if (k || !(can & DL_BLOCKED_TOP)) ok[blob_index(net, s->top[k])] = 0;
   }
   for (int i = 0; i < net->nblobs; i++)
-    ok[i] = ok[i] && used[i]; /* the net's outputs are read as NCHW */
+    ok[i] = ok[i] && used[i];
+}
+
+/* Drops the candidates whose neighbour across a layer that keeps one layout
+ * from bottom to top (ReLU) or makes a blocked top only from a blocked bottom
+ * (pooling) is plain; dropping one can drop others, until none changes. */
+static void settle_layouts(const dl_net *net, char *ok) {
   for (int changed = 1; changed;) {
     changed = 0;
     for (int i = 0; i < net->nsteps; i++) {
       const dl_net_step *s = &net->steps[i];
-      const dl_layer_ops *ops = s->layer->ops;
-      if (!ops->blocked_ok || !s->nb || !s->nt) continue;
-      unsigned can = ops->blocked_ok(s->layer, s->bottom, s->nb, s->top, s->nt);
+      unsigned can = s->nb && s->nt ? blocked_ok(s) : 0;
+      if (!(can & (DL_BLOCKED_SAME | DL_BLOCKED_TOP_FOLLOWS))) continue;
       int b = blob_index(net, s->bottom[0]), t = blob_index(net, s->top[0]);
       if ((can & DL_BLOCKED_SAME) && ok[b] != ok[t]) ok[b] = ok[t] = 0, changed = 1;
       if ((can & DL_BLOCKED_TOP_FOLLOWS) && ok[t] && !ok[b]) ok[t] = 0, changed = 1;
     }
   }
-  for (int i = 0; i < net->nblobs; i++)
-    net->blobs[i]->blocked = ok[i];
+}
+
+/* The blocked layout (dl_blob.blocked) for every blob that can take it.
+ * Between oneDNN convolutions it saves converting every activation and
+ * gradient to NCHW and back (AlexNet-R, docs/benchmarks.md). The CPU only;
+ * not with plain_layouts. */
+static void plan_layouts(dl_net *net) {
+  if (!net->ctx || net->ctx->gpu || net->ctx->plain_layouts) return;
+  char *ok = malloc((size_t)net->nblobs), *used = calloc((size_t)net->nblobs, 1);
+  if (ok && used) { /* else (out of memory) all stay plain */
+    blocked_candidates(net, ok, used);
+    settle_layouts(net, ok);
+    for (int i = 0; i < net->nblobs; i++)
+      net->blobs[i]->blocked = ok[i];
+  }
   free(ok);
   free(used);
 }

@@ -5,9 +5,9 @@
  * blocked layout for the blob (d->x_blocked, d->y_blocked), and OIHW (goihw
  * with groups); each primitive is created with dnnl_format_tag_any and picks
  * its own (nChw16c, OIhw16i16o, ...), and a reorder primitive with its
- * buffer, made at reshape, converts where the two differ. Everything is created and allocated at
- * reshape, including a user-mode scratchpad: an iteration only sets data
- * handles and executes.
+ * buffer, made at reshape, converts where the two differ. Everything is
+ * created and allocated at reshape, including a user-mode scratchpad: an
+ * iteration only sets data handles and executes.
  *
  * Threads. Debian's libdnnl2 2.6 is built with the OpenMP CPU runtime (GNU
  * libgomp: dnnl_version()->cpu_runtime is DNNL_RUNTIME_OMP, and the library
