@@ -789,54 +789,50 @@ static void planes_to_lanes(const float *planes, size_t n, float *lanes) {
       lanes[o * DL_BLOCK + c] = planes[c * n + o];
 }
 
-/* Block b's outputs and dy: in y itself when the top is blocked, else in this
- * part's scratch. Either way the block's region of y starts at b * out. */
-typedef struct {
-  const pool_job *j;
-  int blocked_top;
-} blocks_job;
-
-static void forward_blocks(void *arg, int p, int nparts) {
-  const blocks_job *bj = arg;
-  const pool_job *j = bj->j;
+/* One block's forward or backward. Its outputs and their gradients are the
+ * top's own when the top is blocked; for a plain top they pass through the
+ * part's scratch (`lanes`), one plane per lane. Either way the block's region
+ * of the top starts at b * out. */
+static void one_block(const pool_job *j, int blocked_top, int backward, size_t b, float *lanes) {
   const pool_priv *s = j->s;
   size_t ohw = (size_t)s->oh * s->ow, in = (size_t)s->h * s->w * DL_BLOCK, out = ohw * DL_BLOCK;
-  size_t blocks = (size_t)s->planes / DL_BLOCK;
-  float *scratch = s->scratch + p * out;
   int vec = use_avx512();
-  for (size_t b = blocks * p / nparts; b < blocks * (p + 1) / nparts; b++) {
-    const float *x = j->x + b * in;
-    float *y = bj->blocked_top ? j->y + b * out : scratch;
-    if (j->max)
-      (vec ? max_block_avx512 : max_block)(s, x, y, s->mask + b * out);
-    else
-      (vec ? ave_block_avx512 : ave_block)(s, x, y);
-    if (!bj->blocked_top) lanes_to_planes(scratch, ohw, j->y + b * out);
+  int *mask = s->mask + b * out; /* forward writes it, backward reads it */
+  if (backward) {
+    const float *dy = j->dy + b * out;
+    if (!blocked_top) planes_to_lanes(dy, ohw, lanes), dy = lanes;
+    (vec ? back_block_avx512 : back_block)(s, j->max, dy, mask, j->dx + b * in);
+    return;
   }
+  float *y = blocked_top ? j->y + b * out : lanes;
+  if (j->max)
+    (vec ? max_block_avx512 : max_block)(s, j->x + b * in, y, mask);
+  else
+    (vec ? ave_block_avx512 : ave_block)(s, j->x + b * in, y);
+  if (!blocked_top) lanes_to_planes(lanes, ohw, j->y + b * out);
 }
 
-static void backward_blocks(void *arg, int p, int nparts) {
+typedef struct {
+  const pool_job *j;
+  int blocked_top, backward;
+} blocks_job;
+
+static void blocks_part(void *arg, int p, int nparts) {
   const blocks_job *bj = arg;
-  const pool_job *j = bj->j;
-  const pool_priv *s = j->s;
-  size_t ohw = (size_t)s->oh * s->ow, in = (size_t)s->h * s->w * DL_BLOCK, out = ohw * DL_BLOCK;
+  const pool_priv *s = bj->j->s;
   size_t blocks = (size_t)s->planes / DL_BLOCK;
-  float *scratch = s->scratch + p * out;
-  int vec = use_avx512();
-  for (size_t b = blocks * p / nparts; b < blocks * (p + 1) / nparts; b++) {
-    const float *dy = j->dy + b * out;
-    if (!bj->blocked_top) planes_to_lanes(dy, ohw, scratch), dy = scratch;
-    (vec ? back_block_avx512 : back_block)(s, j->max, dy, s->mask + b * out, j->dx + b * in);
-  }
+  float *lanes = s->scratch + (size_t)p * s->oh * s->ow * DL_BLOCK;
+  for (size_t b = blocks * p / nparts; b < blocks * (p + 1) / nparts; b++)
+    one_block(bj->j, bj->blocked_top, bj->backward, b, lanes);
 }
 
 /* The blocks across the pool, a scratch for each part. */
-static void run_blocks(const pool_job *j, int blocked_top, dl_part_fn fn) {
+static void run_blocks(const pool_job *j, int blocked_top, int backward) {
   int parts = dl_parallel_threads(), blocks = j->s->planes / DL_BLOCK;
   if (parts > j->s->scratch_parts) parts = j->s->scratch_parts;
   if (parts > blocks) parts = blocks;
-  blocks_job bj = {j, blocked_top};
-  dl_parallel_run(parts, fn, &bj);
+  blocks_job bj = {j, blocked_top, backward};
+  dl_parallel_run(parts, blocks_part, &bj);
 }
 
 /* Max and average pooling work on a blocked x, and make a blocked y from it
@@ -858,7 +854,7 @@ static dl_status pool_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_bl
   DL_ASSERT(bottom[0]->blocked || !top[0]->blocked);              /* pool_blocked_ok */
   pool_job j = {s, p->pool == POOL_MAX, dl_cdata(bottom[0]), NULL, dl_data(top[0]), NULL};
   if (bottom[0]->blocked)
-    run_blocks(&j, top[0]->blocked, forward_blocks);
+    run_blocks(&j, top[0]->blocked, 0);
   else
     dl_parallel_for(s->planes, 8, forward_planes, &j);
   return DL_OK;
@@ -935,7 +931,7 @@ static void pool_backward(dl_layer *l, dl_blob *const *top, int nt, const int *p
   const pool_priv *s = l->priv;
   pool_job j = {s, p->pool == POOL_MAX, NULL, dl_cdiff(top[0]), NULL, dl_diff(bottom[0])};
   if (bottom[0]->blocked)
-    run_blocks(&j, top[0]->blocked, backward_blocks);
+    run_blocks(&j, top[0]->blocked, 1);
   else
     dl_parallel_for(s->planes, 8, backward_planes, &j);
 }

@@ -200,14 +200,18 @@ static void brute_output(const pool_case *k, const float *x, float dy, int oy, i
       dx[iy * k->w + ix] += (double)dy / area;
 }
 
-static void run_pool_case(int ci) {
-  const pool_case *k = &pool_cases[ci];
-  char yaml[256];
-  snprintf(yaml, sizeof yaml,
+static void case_yaml(const pool_case *k, char *yaml, size_t n) {
+  snprintf(yaml, n,
            "{name: p, type: Pooling, pool: %s, kernel_size: [%d, %d], stride: [%d, %d], "
            "pad: [%d, %d], round_mode: %s}",
            k->ave ? "ave" : "max", k->kh, k->kw, k->sh, k->sw, k->ph, k->pw,
            k->floor ? "floor" : "ceil");
+}
+
+static void run_pool_case(int ci) {
+  const pool_case *k = &pool_cases[ci];
+  char yaml[256];
+  case_yaml(k, yaml, sizeof yaml);
   dl_blob *x = blob4(2, 3, k->h, k->w, NULL), *y = dl_blob_new("y");
   for (size_t i = 0; i < x->count; i++) /* quarters in [-1, 1]: many ties */
     dl_data(x)[i] = roundf(4 * dl_cdata(x)[i]) / 4;
@@ -354,11 +358,7 @@ static void pool_in_layout(const char *yaml, const float *x_nchw, int h, int w, 
 START_TEST(pool_blocked_matches_plain) {
   const pool_case *k = &pool_cases[_i];
   char yaml[256];
-  snprintf(yaml, sizeof yaml,
-           "{name: p, type: Pooling, pool: %s, kernel_size: [%d, %d], stride: [%d, %d], "
-           "pad: [%d, %d], round_mode: %s}",
-           k->ave ? "ave" : "max", k->kh, k->kw, k->sh, k->sw, k->ph, k->pw,
-           k->floor ? "floor" : "ceil");
+  case_yaml(k, yaml, sizeof yaml);
   size_t count = (size_t)2 * 32 * k->h * k->w, ny;
   float *x = malloc(count * sizeof(float));
   for (int portable = 0; portable < 2; portable++) {
