@@ -32,6 +32,11 @@ int dl_all_finite(size_t n, const float *x);
 /* Softmax over the middle axis of an outer x C x inner array; numerically
  * stable (the maximum is subtracted first). y may alias x. */
 void dl_softmax(int outer, int C, int inner, const float *x, float *y);
+/* For each of `outer` contiguous rows of C: the max mx and the sum of
+ * exp(x - mx), with dl_softmax's arithmetic; then a row's softmax times scale
+ * from them, the same bits as dl_softmax's times scale. */
+void dl_softmax_stats(int outer, int C, const float *x, float *mx, float *sum);
+void dl_softmax_row_scaled(int C, const float *x, float mx, float sum, float scale, float *y);
 
 /* y = sigmoid(x), y = tanh(x) elementwise (vectorized, threaded); y may alias x. */
 void dl_sigmoid(size_t n, const float *x, float *y);

@@ -300,13 +300,13 @@ const char *dl_blas_info(void) {
   return buf;
 }
 
-/* One contiguous row: y = softmax(x). Blocks of DL_VBLOCK with separate
- * running maxima and sums, so every loop vectorizes. */
-DL_VCLONES static void softmax_row(int C, const float *restrict x, float *restrict y) {
-  float m[DL_VBLOCK], acc[DL_VBLOCK];
+/* The max of one contiguous row, over blocks of DL_VBLOCK with separate
+ * running maxima, so that the loop vectorizes. */
+DL_VINLINE float row_max(int C, const float *restrict x) {
+  float m[DL_VBLOCK];
   int nb = C / DL_VBLOCK * DL_VBLOCK;
   for (int q = 0; q < DL_VBLOCK; q++)
-    m[q] = x[0], acc[q] = 0;
+    m[q] = x[0];
   for (int i = 0; i < nb; i += DL_VBLOCK)
     for (int q = 0; q < DL_VBLOCK; q++)
       m[q] = dl_vpick(x[i + q] > m[q], x[i + q], m[q]);
@@ -315,17 +315,89 @@ DL_VCLONES static void softmax_row(int C, const float *restrict x, float *restri
     mx = m[q] > mx ? m[q] : mx;
   for (int i = nb; i < C; i++)
     mx = x[i] > mx ? x[i] : mx;
-  for (int i = 0; i < nb; i += DL_VBLOCK)
-    for (int q = 0; q < DL_VBLOCK; q++)
-      acc[q] += y[i + q] = dl_vexp(x[i + q] - mx);
-  float sum = 0;
-  for (int i = nb; i < C; i++)
-    sum += y[i] = dl_vexp(x[i] - mx);
+  return mx;
+}
+
+/* The sum of exp(x - mx) over a row, in blocks of DL_VBLOCK with separate
+ * running sums; each exp is also stored in y unless y is NULL. */
+DL_VINLINE float row_exp_sum(int C, const float *restrict x, float mx, float *restrict y) {
+  float acc[DL_VBLOCK] = {0}, sum = 0;
+  int nb = C / DL_VBLOCK * DL_VBLOCK;
+  if (y) {
+    for (int i = 0; i < nb; i += DL_VBLOCK)
+      for (int q = 0; q < DL_VBLOCK; q++)
+        acc[q] += y[i + q] = dl_vexp(x[i + q] - mx);
+    for (int i = nb; i < C; i++)
+      sum += y[i] = dl_vexp(x[i] - mx);
+  } else { /* exps over blocks (dl_vexp_block), added in the same order */
+    int nbb = C / DL_VEXP_BLOCK * DL_VEXP_BLOCK;
+    float t[DL_VEXP_BLOCK], e[DL_VEXP_BLOCK];
+    for (int i = 0; i < nbb; i += DL_VEXP_BLOCK) {
+      for (int k = 0; k < DL_VEXP_BLOCK; k++)
+        t[k] = x[i + k] - mx;
+      dl_vexp_block(t, e);
+      for (int k = 0; k < DL_VEXP_BLOCK; k += DL_VBLOCK)
+        for (int q = 0; q < DL_VBLOCK; q++)
+          acc[q] += e[k + q];
+    }
+    for (int i = nbb; i < nb; i += DL_VBLOCK)
+      for (int q = 0; q < DL_VBLOCK; q++)
+        acc[q] += dl_vexp(x[i + q] - mx);
+    for (int i = nb; i < C; i++)
+      sum += dl_vexp(x[i] - mx);
+  }
   for (int q = 0; q < DL_VBLOCK; q++)
     sum += acc[q];
+  return sum;
+}
+
+/* One contiguous row: y = softmax(x). */
+DL_VCLONES static void softmax_row(int C, const float *restrict x, float *restrict y) {
+  float sum = row_exp_sum(C, x, row_max(C, x), y);
   float inv = 1.0f / sum;
   for (int i = 0; i < C; i++)
     y[i] *= inv;
+}
+
+/* softmax_row's max and sum without the exps stored, and from them the
+ * softmax again times `scale`: a softmax loss needs no stored probabilities
+ * (dl_softmax_stats, dl_softmax_row_scaled in core/math.h). With nothing
+ * stored these are bound by the exps, so they take them in blocks. */
+DL_VCLONES static void softmax_row_stats(int C, const float *restrict x, float *mx, float *sum) {
+  *mx = row_max(C, x);
+  *sum = row_exp_sum(C, x, *mx, NULL);
+}
+
+DL_VCLONES void dl_softmax_row_scaled(int C, const float *restrict x, float mx, float sum,
+                                      float scale, float *restrict y) {
+  float inv = 1.0f / sum, t[DL_VEXP_BLOCK];
+  int nbb = C / DL_VEXP_BLOCK * DL_VEXP_BLOCK;
+  for (int i = 0; i < nbb; i += DL_VEXP_BLOCK) {
+    for (int k = 0; k < DL_VEXP_BLOCK; k++)
+      t[k] = x[i + k] - mx;
+    dl_vexp_block(t, y + i);
+    for (int k = 0; k < DL_VEXP_BLOCK; k++)
+      y[i + k] = y[i + k] * inv * scale;
+  }
+  for (int i = nbb; i < C; i++)
+    y[i] = dl_vexp(x[i] - mx) * inv * scale;
+}
+
+typedef struct {
+  int C;
+  const float *x;
+  float *mx, *sum;
+} stats_job;
+
+static void stats_rows(void *arg, int lo, int hi) {
+  const stats_job *j = arg;
+  for (int o = lo; o < hi; o++)
+    softmax_row_stats(j->C, j->x + (size_t)o * j->C, j->mx + o, j->sum + o);
+}
+
+void dl_softmax_stats(int outer, int C, const float *x, float *mx, float *sum) {
+  stats_job j = {C, x, mx, sum};
+  dl_parallel_for(outer, (int)(65536 / ((size_t)C + 1)) + 1, stats_rows, &j);
 }
 
 typedef struct {

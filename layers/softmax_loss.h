@@ -20,9 +20,15 @@ typedef struct {
 
 typedef struct {
   int outer, C, inner; /* scores viewed as outer x C x inner */
-  dl_blob *prob;       /* softmax output, same shape as the scores */
+  dl_blob *prob;       /* softmax output, same shape as the scores (see prob_kept) */
   float norm;          /* what the loss was divided by in the last forward */
   dl_mem *gpu_norm;    /* the GPU twin's norm (1 float), kept on the device */
+  /* The CPU code with the classes contiguous (inner 1) and no probability
+   * top keeps each row's max and sum of exps instead of prob, and backward
+   * makes the probabilities again from the scores: prob_kept 0. */
+  int prob_kept;
+  float *row_max, *row_sum; /* (outer) */
+  int rows_cap;
 } sl_priv;
 
 /* DL_EDATA with the CPU code's message when a label (outer x inner) is not an

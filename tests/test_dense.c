@@ -1,7 +1,10 @@
 /* InnerProduct, Softmax, SoftmaxWithLoss, EuclideanLoss, Accuracy: hand-computed
  * forwards, naive double-precision references, gradient checks, shape errors. */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "core/math.h"
 #include "tests/testutil.h"
 
 static void free_blobs(dl_blob **b, int n) {
@@ -184,6 +187,45 @@ START_TEST(softmax_loss_ignored_labels_give_no_gradient) {
 }
 END_TEST
 
+/* With one top (no probabilities asked for) the loss keeps each row's max and
+ * sum of exps instead of the probabilities, and backward makes them again
+ * (the exps in blocks of 128): the loss and the gradient are bit for bit those
+ * of the stored-probability path (a second top), over 300 classes (two
+ * blocks, then 16-wide and single tails), with an ignored label, at 1 and 2
+ * threads. */
+START_TEST(softmax_loss_without_stored_probabilities_matches) {
+  dl_set_threads(1 + _i);
+  float loss_value[2], *dx[2];
+  size_t n = 0;
+  for (int tops = 1; tops <= 2; tops++) {
+    dl_blob *x = dl_test_blob("x", 2, (int[]){5, 300}, -6, 6, 7);
+    dl_blob *lab = dl_test_blob("l", 1, (int[]){5}, 0, 1, 1);
+    dl_blob *top[2] = {dl_blob_new("loss"), dl_blob_new("prob")};
+    set_values(lab, (const float[]){3, 299, 7, 128, 255});
+    dl_blob *bottom[2] = {x, lab};
+    dl_layer *l =
+        dl_test_layer("{name: loss, type: SoftmaxWithLoss, ignore_label: 7}", bottom, 2, top, tops);
+    ck_assert(l->ops->forward(l, bottom, 2, top, tops) == DL_OK);
+    dl_diff(top[0])[0] = 0.3f; /* a scale that rounds */
+    l->ops->backward(l, top, tops, (int[]){1, 0}, bottom, 2);
+    loss_value[tops - 1] = dl_cdata(top[0])[0];
+    n = x->count;
+    dx[tops - 1] = malloc(n * sizeof(float));
+    memcpy(dx[tops - 1], dl_cdiff(x), n * sizeof(float));
+    dl_layer_free(l);
+    free_blobs((dl_blob *[]){x, lab, top[0], top[1]}, 4);
+  }
+  ck_assert_msg(memcmp(&loss_value[0], &loss_value[1], sizeof(float)) == 0, "loss %.9g vs %.9g",
+                loss_value[0], loss_value[1]);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_msg(memcmp(&dx[0][i], &dx[1][i], sizeof(float)) == 0, "dx[%zu]: %.9g vs %.9g", i,
+                  dx[0][i], dx[1][i]);
+  ck_assert_float_eq(dx[0][2 * 300 + 5], 0); /* the ignored row */
+  free(dx[0]), free(dx[1]);
+  dl_set_threads(1);
+}
+END_TEST
+
 START_TEST(softmax_loss_label_out_of_range_is_a_data_error) {
   dl_blob *x = dl_test_blob("x", 2, (int[]){2, 3}, -1, 1, 2), *lab = dl_test_blob("l", 1, (int[]){2}, 0, 1, 1);
   dl_blob *loss = dl_blob_new("loss");
@@ -277,6 +319,7 @@ Suite *suite_dense(void) {
   tcase_add_test(tc, softmax_loss_gradcheck);
   tcase_add_test(tc, softmax_loss_ignored_labels_give_no_gradient);
   tcase_add_test(tc, softmax_loss_label_out_of_range_is_a_data_error);
+  tcase_add_loop_test(tc, softmax_loss_without_stored_probabilities_matches, 0, 2);
   tcase_add_test(tc, loss_label_count_mismatch_is_a_config_error);
   tcase_add_test(tc, euclidean_loss_hand_and_gradcheck);
   tcase_add_test(tc, accuracy_top1_top2_and_ignore);
