@@ -116,8 +116,9 @@ static float label_prob(const sl_priv *s, const float *x, const float *prob, int
 }
 
 /* Without stored probabilities the forward reads the scores once and writes
- * nothing (the LSTM's 4096 x 10,000: 20.8 -> ~10 ms at one thread, and 164 MB
- * less memory); backward makes them again while it writes the gradient. */
+ * nothing, and backward makes them again while it writes the gradient (the
+ * LSTM's 4096 x 10,000 at one thread: 30 -> 27.5 ms for the two, and 164 MB
+ * less memory; docs/benchmarks.md). */
 static dl_status sl_forward(dl_layer *l, dl_blob *const *bottom, int nb, dl_blob *const *top,
                             int nt) {
   (void)nb;
