@@ -1094,8 +1094,9 @@ void dl_net_print_summary(const dl_net *net, FILE *f) {
     char shapes[200] = "", one[96];
     size_t off = 0;
     for (int k = 0; k < s->nt && off < sizeof shapes; k++)
-      off += (size_t)snprintf(shapes + off, sizeof shapes - off, "%s%s", k ? ", " : "",
-                              dl_blob_shape_str(s->top[k], one, sizeof one));
+      off += (size_t)snprintf(shapes + off, sizeof shapes - off, "%s%s%s", k ? ", " : "",
+                              dl_blob_shape_str(s->top[k], one, sizeof one),
+                              s->top[k]->blocked ? " nChw16c" : "");
     fprintf(f, "  %-20s %-16s %-28s %12zu%s\n", s->layer->name, s->layer->ops->type, shapes, np,
             s->need_backward ? "" : "  (no backward)");
   }
@@ -1108,4 +1109,10 @@ void dl_net_print_summary(const dl_net *net, FILE *f) {
           stored < net->param_count ? ", those of the weights updated during backward not stored"
                                     : "",
           act);
+  int blocked = 0;
+  for (int i = 0; i < net->nblobs; i++)
+    blocked += net->blobs[i]->blocked;
+  if (blocked)
+    fprintf(f, "  %d blob%s in oneDNN's blocked layout (nChw16c) between convolutions\n", blocked,
+            blocked > 1 ? "s" : "");
 }
