@@ -1113,6 +1113,6 @@ void dl_net_print_summary(const dl_net *net, FILE *f) {
   for (int i = 0; i < net->nblobs; i++)
     blocked += net->blobs[i]->blocked;
   if (blocked)
-    fprintf(f, "  %d blob%s in oneDNN's blocked layout (nChw16c) between convolutions\n", blocked,
+    fprintf(f, "  %d blob%s kept in oneDNN's blocked layout (nChw16c)\n", blocked,
             blocked > 1 ? "s" : "");
 }
