@@ -179,6 +179,8 @@ static const pool_case pool_cases[] = {
     {0, 2, 2, 2, 2, 0, 0, 7, 41, 1, 3, 20},    /* a last row and column under no window */
     {1, 3, 3, 2, 2, 0, 0, 8, 8, 1, 3, 3},      /* average, whole 3x3 windows (AlexNet-R's pool3) */
     {1, 3, 3, 1, 1, 0, 0, 5, 6, 0, 3, 4},      /* the same, overlapping more */
+    {0, 6, 7, 1, 1, 0, 0, 6, 7, 0, 1, 1},      /* one window over the whole input */
+    {1, 6, 7, 1, 1, 0, 0, 6, 7, 0, 1, 1},
 };
 
 static void brute_output(const pool_case *k, const float *x, float dy, int oy, int ox, double *y,
