@@ -88,6 +88,30 @@ START_TEST(skinny_gemm_matches_reference) {
 }
 END_TEST
 
+/* Narrow products of plain matrices with more than 512 rows run in bands of
+ * 512 rows (core/math_cpu.c, gemm_ld); a ragged last band at one thread, and
+ * at two, where each thread's slice is banded again. */
+START_TEST(banded_gemm_matches_reference) {
+  static const int shapes[][3] = {{1100, 200, 300}, {1300, 512, 70}, {1030, 48, 100}};
+  for (int threads = 1; threads <= 2; threads++) {
+    dl_set_threads(threads);
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+      int M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+      float *A = random_floats((size_t)M * K, 7), *B = random_floats((size_t)K * N, 8);
+      float *C = random_floats((size_t)M * N, 9), *R = malloc((size_t)M * N * sizeof *R);
+      memcpy(R, C, (size_t)M * N * sizeof *R);
+      dl_gemm(0, 0, M, N, K, 0.5f, A, B, 0.25f, C);
+      naive_gemm(0, 0, M, N, K, 0.5f, A, B, 0.25f, R);
+      for (size_t i = 0; i < (size_t)M * N; i++)
+        ck_assert_msg(fabsf(C[i] - R[i]) <= 1e-4f * (1 + sqrtf((float)K)),
+                      "%d threads, %d x %d x %d: [%zu] %g vs %g", threads, M, N, K, i, C[i], R[i]);
+      free(A), free(B), free(C), free(R);
+    }
+  }
+  dl_set_threads(1);
+}
+END_TEST
+
 /* Convolution forward and backward at 2 threads equal 1 thread's to rounding
  * (the K split of the weight gradient reorders a sum). */
 START_TEST(threaded_conv_matches_serial) {
@@ -189,6 +213,7 @@ Suite *suite_parallel(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, split_gemm_matches_reference);
   tcase_add_test(tc, skinny_gemm_matches_reference);
+  tcase_add_test(tc, banded_gemm_matches_reference);
   tcase_add_test(tc, threaded_conv_matches_serial);
   tcase_add_test(tc, threaded_layers_match_serial_bitwise);
   tcase_add_test(tc, all_finite_finds_nan_and_inf);
