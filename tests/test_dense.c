@@ -191,8 +191,8 @@ END_TEST
  * sum of exps instead of the probabilities, and backward makes them again
  * (the exps in blocks of 128): the loss and the gradient are bit for bit those
  * of the stored-probability path (a second top), over 300 classes (two
- * blocks, then 16-wide and single tails), with an ignored label, at 1 and 2
- * threads. */
+ * blocks, then 16-wide and single tails, each holding some row's max), with
+ * an ignored label, at 1 and 2 threads. */
 START_TEST(softmax_loss_without_stored_probabilities_matches) {
   dl_set_threads(1 + _i);
   float loss_value[2], *dx[2];
@@ -201,6 +201,11 @@ START_TEST(softmax_loss_without_stored_probabilities_matches) {
     dl_blob *x = dl_test_blob("x", 2, (int[]){5, 300}, -6, 6, 7);
     dl_blob *lab = dl_test_blob("l", 1, (int[]){5}, 0, 1, 1);
     dl_blob *top[2] = {dl_blob_new("loss"), dl_blob_new("prob")};
+    /* Each row's max where the next row's max is found (while this row is
+     * summed): in a block of 128, in the 16-wide tail, in the scalar tail. */
+    static const int max_at[5] = {0, 40, 200, 270, 295};
+    for (int r = 0; r < 5; r++)
+      dl_data(x)[r * 300 + max_at[r]] = 7.0f + (float)r / 8;
     set_values(lab, (const float[]){3, 299, 7, 128, 255});
     dl_blob *bottom[2] = {x, lab};
     dl_layer *l =
