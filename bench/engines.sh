@@ -62,8 +62,11 @@ fi
 
 # Both YAML styles: `type: Convolution,` inside a flow mapping, and a
 # `type: Convolution` line of a block mapping (engine goes on the next line).
-variant() { # NET ENGINE OUT
-  sed -e "s/type: Convolution,/type: Convolution, engine: $2,/" \
+variant() { # NET ENGINE OUT; an engine the net already names is replaced
+  sed -e '/^ *engine: *[a-z]* *\(#.*\)\{0,1\}$/d' \
+    -e 's/, *engine: *[a-z]*\([,}]\)/\1/' \
+    -e 's/{ *engine: *[a-z]*, */{/' \
+    -e "s/type: Convolution,/type: Convolution, engine: $2,/" \
     -e "s/^\( *\)type: Convolution *\$/&\\
 \1engine: $2/" "$1" >"$3"
 }

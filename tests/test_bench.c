@@ -423,6 +423,64 @@ START_TEST(compare_sh_runs_with_a_stand_in_peer) {
 }
 END_TEST
 
+/* ---- bench/engines.sh ---------------------------------------------------------- */
+
+/* engines.sh on a net that already names engines (flow and block mappings,
+ * as configs/fashion_lenet/net.yaml does): each copy names its engine once on
+ * each Convolution, and both run. */
+START_TEST(engines_sh_replaces_named_engines) {
+  NEED_BIN();
+  if (access("bench/engines.sh", R_OK) != 0) {
+    printf("SKIP %s: run from the repository root\n", __func__);
+    return;
+  }
+  char dir[64], cmd[3000], path[128];
+  dl_test_tmpdir(dir, sizeof dir);
+  free(dl_test_write(
+      dir, "net.yaml",
+      "name: engines\nlayers:\n"
+      "  - {name: data, type: SyntheticData, top: [data, label], shape: [2, 3, 8, 8], "
+      "num_classes: 3}\n"
+      "  - {engine: native, name: a, type: Convolution, bottom: data, top: a, num_output: 4, "
+      "kernel_size: 3}\n"
+      "  - name: b\n    type: Convolution\n    bottom: a\n    top: b\n    num_output: 4\n"
+      "    # why the engine is named\n    engine: onednn   # a comment\n    kernel_size: 3\n"
+      "  - {name: c, type: Convolution, bottom: b, top: c, num_output: 4, kernel_size: 1, "
+      "engine: onednn}\n"
+      "  - {name: ip, type: InnerProduct, bottom: c, top: ip, num_output: 3}\n"
+      "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n"));
+  snprintf(cmd, sizeof cmd,
+           "DLTRAIN=%s sh bench/engines.sh --threads 1 --rounds 1 --iterations 1 --warmup 0 "
+           "--keep %s %s/net.yaml",
+           bin(), dir, dir);
+  int rc = run_cmd(cmd, out, sizeof out);
+  if (rc != 0 && strstr(out, "oneDNN")) { /* a build without oneDNN */
+    printf("SKIP %s: %s\n", __func__, out);
+    dl_test_rmdir(dir);
+    return;
+  }
+  ck_assert_msg(rc == 0, "%s", out);
+  ck_assert_msg(strstr(out, "\na ") && strstr(out, "\nb ") && strstr(out, "\nc "), "%s", out);
+  static const char *const engines[] = {"native", "onednn"};
+  for (int e = 0; e < 2; e++) {
+    /* engines.sh names a copy DIRNAME_NETNAME.ENGINE.yaml */
+    snprintf(path, sizeof path, "%s/%s_net.%s.yaml", dir, strrchr(dir, '/') + 1, engines[e]);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    static char text[1 << 12];
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    int named = 0, total = 0;
+    for (const char *q = text; (q = strstr(q, "engine:")); q++) {
+      total++;
+      if (!strncmp(q + strlen("engine:") + 1, engines[e], strlen(engines[e]))) named++;
+    }
+    ck_assert_msg(named == 3 && total == 3, "%s:\n%s", path, text);
+  }
+  dl_test_rmdir(dir);
+}
+END_TEST
+
 /* ---- io/plot.c ------------------------------------------------------------------ */
 
 static const dl_rgb white = {255, 255, 255}, black = {0, 0, 0}, red = {255, 0, 0};
@@ -525,6 +583,7 @@ Suite *suite_bench(void) {
   tcase_add_test(tc, bench_usage_errors_exit_2);
   tcase_add_test(tc, bench_gpu_without_a_gpu_says_so);
   tcase_add_test(tc, compare_sh_runs_with_a_stand_in_peer);
+  tcase_add_test(tc, engines_sh_replaces_named_engines);
   tcase_add_test(tc, plot_text_renders_inside_its_box);
   tcase_add_test(tc, plot_line_sets_its_endpoints);
   tcase_add_test(tc, plot_chart_saves_a_png);
