@@ -267,23 +267,17 @@ typedef struct {
   dl_net *net;       /* the timed net: the solver's train net, or a test-phase net */
   dl_ctx ctx;        /* test phase (the net keeps a pointer to it) */
   size_t history_bytes;
+  cmd_heap_mark mark;  /* the heap before the net was built */
+  cmd_memory_plan mem; /* measured after the timed iterations (time_net) */
   double *t; /* (iterations) ms, sorted once timed */
   double median, mean, flops, rss;
   double gpu_peak, gpu_in_use; /* MiB: dltrain's device buffers at most; all in use on the GPU */
 } bench_run;
 
-/* Gradients of weights updated during backward are never stored. */
-static size_t grad_bytes(const bench_run *r) {
-  return dl_net_stored_grad_count(r->net) * sizeof(float);
-}
-
-static size_t plan_bytes(const bench_run *r) {
-  return r->net->param_count * sizeof(float) + grad_bytes(r) + r->history_bytes +
-         dl_net_activation_bytes(r->net);
-}
+static size_t plan_bytes(const bench_run *r) { return cmd_memory_plan_total(&r->mem); }
 
 static dl_status open_net(const bench_args *a, const char *path, int threads, bench_run *r) {
-  *r = (bench_run){0};
+  *r = (bench_run){.mark = cmd_heap_mark_now()};
   dl_status st;
   dl_mem_device_peak_reset(); /* each net's own peak */
   if (a->phase == DL_TEST) {
@@ -379,20 +373,11 @@ static dl_status time_net(const bench_args *a, bench_run *r) {
   r->mean = total / a->iterations;
   r->flops = net_flops(r->net);
   r->rss = peak_rss_mib();
+  r->mem = cmd_memory_plan_of(r->net, r->history_bytes, r->mark);
   return DL_OK;
 }
 
 static double gflops(double flops, double ms) { return ms > 0 ? flops / ms * 1e-6 : 0; }
-
-static void print_plan(const bench_run *r) {
-  size_t p = r->net->param_count * sizeof(float);
-  printf("memory plan: parameters %.1f MiB, gradients %.1f MiB%s, solver history %.1f MiB, "
-         "activations and gradients %.1f MiB; total %.1f MiB\n",
-         mib((double)p), mib((double)grad_bytes(r)),
-         grad_bytes(r) < p ? " (the rest updated during backward)" : "",
-         mib((double)r->history_bytes),
-         mib((double)dl_net_activation_bytes(r->net)), mib((double)plan_bytes(r)));
-}
 
 /* The per-layer table: forward and backward (train) or forward only (test). */
 static void print_layers(const bench_args *a, const bench_run *r) {
@@ -437,17 +422,20 @@ static void json_str(FILE *f, const char *s) {
 static void write_json(FILE *f, const bench_args *a, const bench_run *r, sgemm_rate peak) {
   const dl_net *net = r->net;
   int batch = dl_net_batch_size(net), n = a->iterations;
-  size_t p = net->param_count * sizeof(float);
+  const cmd_memory_plan *m = &r->mem;
   fprintf(f, "{\"net\": ");
   json_str(f, a->net);
   fprintf(f,
           ", \"phase\": \"%s\", \"batch\": %d, \"threads\": %d, \"iterations\": %d, "
           "\"warmup\": %d, \"memory_plan\": {\"params_bytes\": %zu, \"grads_bytes\": %zu, "
-          "\"history_bytes\": %zu, \"activations_bytes\": %zu, \"total_bytes\": %zu}, "
-          "\"layers\": [",
-          a->phase == DL_TEST ? "test" : "train", batch, dl_get_threads(), n, a->warmup, p,
-          grad_bytes(r),
-          r->history_bytes, dl_net_activation_bytes(net), plan_bytes(r));
+          "\"history_bytes\": %zu, \"activations_bytes\": %zu, \"workspace_bytes\": ",
+          a->phase == DL_TEST ? "test" : "train", batch, dl_get_threads(), n, a->warmup, m->params,
+          m->grads, m->history, m->activations);
+  if (m->workspace_known)
+    fprintf(f, "%zu", m->workspace);
+  else
+    fprintf(f, "null"); /* not measured: see cmd_print_memory_plan */
+  fprintf(f, ", \"total_bytes\": %zu}, \"layers\": [", plan_bytes(r));
   for (int i = 0; i < net->nsteps; i++) {
     const dl_net_step *s = &net->steps[i];
     double ff, bf;
@@ -516,12 +504,12 @@ static int bench_one(const bench_args *a) {
            r.net->name, a->net, a->phase == DL_TEST ? "test" : "train",
            a->phase == DL_TEST ? " (forward passes only)" : "", dl_net_batch_size(r.net), tl,
            a->iterations, a->warmup);
-    print_plan(&r);
     fflush(stdout);
     st = time_net(a, &r);
   }
   if (!st) {
     int batch = dl_net_batch_size(r.net);
+    cmd_print_memory_plan(stdout, &r.mem, "after the timed iterations");
     print_layers(a, &r);
     printf("iteration: median %.3f ms, min %.3f, max %.3f; %.0f samples/s; %.1f GFLOP/s; "
            "peak RSS %.1f MiB (plan %.1f MiB)\n",

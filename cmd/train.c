@@ -79,11 +79,16 @@ int cmd_train(int argc, char **argv) {
   dl_status st = dl_solver_param_load(solver_file, &p);
   if (st) return cmd_fail(st);
   dl_solver *s = NULL;
+  cmd_heap_mark before = cmd_heap_mark_now();
   st = dl_solver_create(&p, solver_file, &opts, &s);
   if (st) return cmd_fail(st);
   if (!opts.quiet) {
     cmd_print_header(dl_get_threads(), s->param.seed);
     dl_net_print_summary(s->train, stderr);
+    size_t history = (size_t)dl_solver_history_slots(s->param.type) * s->train->param_count;
+    cmd_memory_plan plan = cmd_memory_plan_of(s->train, history * sizeof(float), before);
+    fprintf(stderr, "  "); /* under the summary's lines */
+    cmd_print_memory_plan(stderr, &plan, "after setup");
   }
   if (resume) st = dl_solver_restore(s, resume);
   if (!st && weights) st = dl_solver_load_weights(s, weights, opts.quiet ? NULL : stderr);

@@ -3,6 +3,7 @@
  * the GPU build (DL_GPU), so the CPU-only build contains no CUDA. */
 #include "core/mem.h"
 
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 #include "core/gpu.h"
 #endif
 
-static size_t bytes_allocated, device_bytes_allocated, device_bytes_peak;
+static size_t bytes_allocated, heap_bytes_allocated, device_bytes_allocated, device_bytes_peak;
 
 /* Host buffers of 2 MiB and more are mapped on 2 MiB boundaries and asked to
  * be backed by huge pages (Debian's transparent huge pages are in "madvise"
@@ -22,17 +23,20 @@ static size_t bytes_allocated, device_bytes_allocated, device_bytes_peak;
  * Like calloc, the memory is zero and pages never touched cost nothing.
  * AddressSanitizer builds keep calloc, whose buffers it checks. */
 #if defined(__SANITIZE_ADDRESS__) || !defined(MADV_HUGEPAGE)
+static int from_heap(size_t count) { return (void)count, 1; }
 static float *host_alloc(size_t count) { return calloc(count ? count : 1, sizeof(float)); }
 static void host_free(float *p, size_t count) { (void)count, free(p); }
 #else
 enum { HUGE_BYTES = 2 << 20 };
+
+static int from_heap(size_t count) { return count * sizeof(float) < HUGE_BYTES; }
 
 static size_t mapped_bytes(size_t count) {
   return (count * sizeof(float) + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
 }
 
 static float *host_alloc(size_t count) {
-  if (count * sizeof(float) < HUGE_BYTES) return calloc(count ? count : 1, sizeof(float));
+  if (from_heap(count)) return calloc(count ? count : 1, sizeof(float));
   size_t bytes = mapped_bytes(count);
   char *p = mmap(NULL, bytes + HUGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                  -1, 0);
@@ -45,7 +49,7 @@ static float *host_alloc(size_t count) {
 }
 
 static void host_free(float *p, size_t count) {
-  if (count * sizeof(float) < HUGE_BYTES)
+  if (from_heap(count))
     free(p);
   else
     munmap(p, mapped_bytes(count));
@@ -79,6 +83,7 @@ void dl_mem_release(dl_mem *m) {
   } else {
     if (m->host) {
       bytes_allocated -= m->count * sizeof(float);
+      if (from_heap(m->count)) heap_bytes_allocated -= m->count * sizeof(float);
       host_free(m->host, m->count);
     }
 #ifdef DL_GPU
@@ -118,6 +123,7 @@ static float *owner_to_host(dl_mem *o) {
     o->host = host_alloc(o->count);
     if (!o->host) return NULL;
     bytes_allocated += o->count * sizeof(float);
+    if (from_heap(o->count)) heap_bytes_allocated += o->count * sizeof(float);
   }
   if (o->head == DL_MEM_UNINIT) {
     o->head = DL_MEM_AT_HOST;
@@ -144,6 +150,16 @@ static float *to_host(dl_mem *m, int mut) {
 const float *dl_mem_host(dl_mem *m) { return to_host(m, 0); }
 float *dl_mem_host_mut(dl_mem *m) { return to_host(m, 1); }
 size_t dl_mem_bytes_allocated(void) { return bytes_allocated; }
+size_t dl_mem_heap_bytes_allocated(void) { return heap_bytes_allocated; }
+
+size_t dl_heap_bytes(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33) && !defined(__SANITIZE_ADDRESS__)
+  struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+#else
+  return 0;
+#endif
+}
 size_t dl_mem_device_bytes_allocated(void) { return device_bytes_allocated; }
 size_t dl_mem_device_bytes_peak(void) { return device_bytes_peak; }
 void dl_mem_device_peak_reset(void) { device_bytes_peak = device_bytes_allocated; }

@@ -44,6 +44,14 @@ void dl_mem_release(dl_mem *m); /* frees at zero refs; NULL is fine */
 const float *dl_mem_host(dl_mem *m); /* fresh host copy, read only */
 float *dl_mem_host_mut(dl_mem *m);   /* fresh host copy; marks host as the head */
 size_t dl_mem_bytes_allocated(void); /* total host bytes held by owners now */
+/* Of those, the bytes that came from the C heap (malloc): buffers under 2 MiB,
+ * and all of them in AddressSanitizer builds; the rest are mapped directly. */
+size_t dl_mem_heap_bytes_allocated(void);
+/* Bytes the C heap holds for the whole process now (glibc's mallinfo2: chunks
+ * in use, mapped ones included), for measuring what layers and libraries
+ * allocate; 0 when it cannot tell (another C library, or a sanitizer's
+ * allocator, which glibc does not see). */
+size_t dl_heap_bytes(void);
 
 /* The head of the storage behind m (its owner's for a view). */
 dl_mem_head dl_mem_state(const dl_mem *m);
