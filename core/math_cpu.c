@@ -18,85 +18,117 @@
 #include "core/math.h"
 
 #ifdef DL_ONEDNN
-/* A product C (M x N) = A (M x K) B (K x N) with a few columns (N <= 128) and
- * many rows: InnerProduct's forward y^T = W x^T with a batch of up to 128
- * (FCN-S, AlexNet-S's fully connected layers). oneDNN's matmul primitive (its
- * brgemm kernels read A in place, where sgemm packs it first: A is the big
- * weight matrix here) runs these 1.1-1.3x faster than its sgemm: FCN-S's
- * output layer, 26752 x 2048 times 2048 x 64, 226 against 181 GFLOP/s on one
- * thread; AlexNet-S's fc7 (16 columns) 149 against 116. Primitives are made
- * once per shape per thread (each pool thread runs its own slice: see gemm_ld)
- * and kept; where oneDNN cannot make one, sgemm does the product. */
-typedef struct skinny_prim {
-  int M, N, K, lda, ldb, ldc;
+/* Shapes where oneDNN's matmul primitive (brgemm kernels) beats its sgemm,
+ * measured on one thread here (Zen 5):
+ * - C (M x N) = A B with a few columns (N <= 128) and many rows: InnerProduct's
+ *   forward y^T = W x^T with a batch of up to 128 (FCN-S, AlexNet-S's fully
+ *   connected layers). brgemm reads A in place, where sgemm packs it first
+ *   (A is the big weight matrix here): FCN-S's output layer, 26752 x 2048
+ *   times 2048 x 64, 226 against 181 GFLOP/s; AlexNet-S's fc7 (16 columns)
+ *   149 against 116.
+ * - C = A B^T with few rows (M <= 256) and a long reduction (K >= 1024): a
+ *   native convolution's weight gradient dY col^T, a sum over the batch's
+ *   positions. LeNet's conv2, 50 x 500 x 4096, 202 against 146 GFLOP/s (its
+ *   backward at 1 thread 3.24-3.49 -> 2.86-3.08 ms); 64 x 576 x 1024 229
+ *   against 168; 128 x 1152 x 1024 246 against 206; 20 x 25 x 18432 118
+ *   against 36. With more rows sgemm is as fast or faster (1024 x 4096 x
+ *   2048: 237 against 241; 4096 x 10000 x 256: 229 against 259), and so with
+ *   a short reduction added into C: the LSTM's per-step 128 x 1024 x 256
+ *   (beta 1) took its forward from 21 to 23.5 ms.
+ * alpha is 1; beta 0, or 1 through a sum post-op (the weight gradient adds
+ * into the diff). Primitives are made once per shape per thread (each pool
+ * thread runs its own slice: see gemm_ld) and kept; where oneDNN cannot make
+ * one, sgemm does the product. */
+typedef struct matmul_prim {
+  int tb, M, N, K, lda, ldb, ldc, accumulate;
   dnnl_primitive_t prim; /* NULL: oneDNN refused this shape */
   dnnl_memory_t a, b, c;
-  struct skinny_prim *next;
-} skinny_prim;
+  struct matmul_prim *next;
+} matmul_prim;
 
-static dnnl_engine_t skinny_engine;
-static pthread_once_t skinny_engine_once = PTHREAD_ONCE_INIT;
-static _Thread_local dnnl_stream_t skinny_stream;
-static _Thread_local skinny_prim *skinny_prims;
+static dnnl_engine_t matmul_engine;
+static pthread_once_t matmul_engine_once = PTHREAD_ONCE_INIT;
+static _Thread_local dnnl_stream_t matmul_stream;
+static _Thread_local matmul_prim *matmul_prims;
 
-static void skinny_engine_create(void) {
-  if (dnnl_engine_create(&skinny_engine, dnnl_cpu, 0) != dnnl_success) skinny_engine = NULL;
+static void matmul_engine_create(void) {
+  if (dnnl_engine_create(&matmul_engine, dnnl_cpu, 0) != dnnl_success) matmul_engine = NULL;
 }
 
-static int skinny_shape(int ta, int tb, int M, int N, int K) {
-  return !ta && !tb && N <= 128 && N % 16 == 0 && M >= 256 && K >= 64;
+/* For A B^T, brgemm wants A, B and C dense (lda = ldb = K, ldc = N); with
+ * other strides oneDNN runs it through its sgemm, no faster. */
+static int matmul_shape(int ta, int tb, int M, int N, int K, float alpha, float beta, int lda,
+                        int ldb, int ldc) {
+  if (ta || alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) return 0;
+  if (!tb) return beta == 0.0f && N <= 128 && N % 16 == 0 && M >= 256 && K >= 64;
+  return M <= 256 && K >= 1024 && 2.0 * M * N * K >= 1e5 && /* tiny: the call costs more */
+         lda == K && ldb == K && ldc == N;
 }
 
-static dnnl_primitive_t skinny_make(skinny_prim *q) {
+/* B (K x N) is stored N x K (ldb) when tb: its element (k, n) at n * ldb + k. */
+static dnnl_primitive_t matmul_make(matmul_prim *q) {
   dnnl_memory_desc_t a, b, c;
   dnnl_matmul_desc_t d;
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_post_ops_t ops = NULL;
   dnnl_primitive_desc_t pd = NULL;
+  dnnl_dims_t b_strides = {q->ldb, 1};
+  if (q->tb) b_strides[0] = 1, b_strides[1] = q->ldb;
   int ok = dnnl_memory_desc_init_by_strides(&a, 2, (dnnl_dims_t){q->M, q->K}, dnnl_f32,
                                             (dnnl_dims_t){q->lda, 1}) == dnnl_success &&
            dnnl_memory_desc_init_by_strides(&b, 2, (dnnl_dims_t){q->K, q->N}, dnnl_f32,
-                                            (dnnl_dims_t){q->ldb, 1}) == dnnl_success &&
+                                            b_strides) == dnnl_success &&
            dnnl_memory_desc_init_by_strides(&c, 2, (dnnl_dims_t){q->M, q->N}, dnnl_f32,
                                             (dnnl_dims_t){q->ldc, 1}) == dnnl_success &&
            dnnl_matmul_desc_init(&d, &a, &b, NULL, &c) == dnnl_success &&
-           dnnl_primitive_desc_create(&pd, &d, NULL, skinny_engine, NULL) == dnnl_success &&
-           dnnl_primitive_create(&q->prim, pd) == dnnl_success &&
-           dnnl_memory_create(&q->a, &a, skinny_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-           dnnl_memory_create(&q->b, &b, skinny_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-           dnnl_memory_create(&q->c, &c, skinny_engine, DNNL_MEMORY_NONE) == dnnl_success;
+           dnnl_primitive_attr_create(&attr) == dnnl_success;
+  if (ok && q->accumulate) /* C += A B */
+    ok = dnnl_post_ops_create(&ops) == dnnl_success &&
+         dnnl_post_ops_append_sum(ops, 1.0f) == dnnl_success &&
+         dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success;
+  ok = ok && dnnl_primitive_desc_create(&pd, &d, attr, matmul_engine, NULL) == dnnl_success &&
+       dnnl_primitive_create(&q->prim, pd) == dnnl_success &&
+       dnnl_memory_create(&q->a, &a, matmul_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+       dnnl_memory_create(&q->b, &b, matmul_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+       dnnl_memory_create(&q->c, &c, matmul_engine, DNNL_MEMORY_NONE) == dnnl_success;
   if (pd) dnnl_primitive_desc_destroy(pd);
+  if (ops) dnnl_post_ops_destroy(ops);
+  if (attr) dnnl_primitive_attr_destroy(attr);
   if (!ok && q->prim) dnnl_primitive_destroy(q->prim), q->prim = NULL;
   return q->prim;
 }
 
 /* This thread's primitive for the shape, made on first use; NULL if oneDNN
  * cannot do it (the caller falls back to sgemm). */
-static skinny_prim *skinny_find(int M, int N, int K, int lda, int ldb, int ldc) {
-  for (skinny_prim *q = skinny_prims; q; q = q->next)
-    if (q->M == M && q->N == N && q->K == K && q->lda == lda && q->ldb == ldb && q->ldc == ldc)
+static matmul_prim *matmul_find(int tb, int M, int N, int K, int lda, int ldb, int ldc,
+                                int accumulate) {
+  for (matmul_prim *q = matmul_prims; q; q = q->next)
+    if (q->tb == tb && q->M == M && q->N == N && q->K == K && q->lda == lda && q->ldb == ldb &&
+        q->ldc == ldc && q->accumulate == accumulate)
       return q->prim ? q : NULL;
-  pthread_once(&skinny_engine_once, skinny_engine_create);
-  if (!skinny_engine) return NULL;
-  if (!skinny_stream &&
-      dnnl_stream_create(&skinny_stream, skinny_engine, dnnl_stream_default_flags) != dnnl_success)
+  pthread_once(&matmul_engine_once, matmul_engine_create);
+  if (!matmul_engine) return NULL;
+  if (!matmul_stream &&
+      dnnl_stream_create(&matmul_stream, matmul_engine, dnnl_stream_default_flags) != dnnl_success)
     return NULL;
-  skinny_prim *q = calloc(1, sizeof *q);
+  matmul_prim *q = calloc(1, sizeof *q);
   if (!q) return NULL;
-  *q = (skinny_prim){M, N, K, lda, ldb, ldc, NULL, NULL, NULL, NULL, skinny_prims};
-  skinny_prims = q; /* kept also when refused, so the refusal is not retried */
-  return skinny_make(q) ? q : NULL;
+  *q = (matmul_prim){tb, M, N, K, lda, ldb, ldc, accumulate, NULL, NULL, NULL, NULL, matmul_prims};
+  matmul_prims = q; /* kept also when refused, so the refusal is not retried */
+  return matmul_make(q) ? q : NULL;
 }
 
-/* C = A B (alpha 1, beta 0) by the matmul primitive; 0 if it cannot. */
-static int skinny_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                       float *C, int ldc) {
-  skinny_prim *q = skinny_find(M, N, K, lda, ldb, ldc);
+/* C = A op(B) (+ C when beta is 1) by the matmul primitive; 0 if it cannot. */
+static int matmul_gemm(int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                       int ldb, float beta, float *C, int ldc) {
+  matmul_prim *q = matmul_find(tb, M, N, K, lda, ldb, ldc, beta != 0.0f);
   if (!q) return 0;
   dnnl_memory_set_data_handle(q->a, (void *)A);
   dnnl_memory_set_data_handle(q->b, (void *)B);
   dnnl_memory_set_data_handle(q->c, C);
   dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, q->a}, {DNNL_ARG_WEIGHTS, q->b}, {DNNL_ARG_DST, q->c}};
-  return dnnl_primitive_execute(q->prim, skinny_stream, 3, args) == dnnl_success &&
-         dnnl_stream_wait(skinny_stream) == dnnl_success;
+  return dnnl_primitive_execute(q->prim, matmul_stream, 3, args) == dnnl_success &&
+         dnnl_stream_wait(matmul_stream) == dnnl_success;
 }
 
 /* With oneDNN built in, its sgemm does the GEMMs: Debian's OpenBLAS 0.3.21
@@ -108,8 +140,8 @@ static void gemm_ld(int ta, int tb, int M, int N, int K, float alpha, const floa
                     const float *B, int ldb, float beta, float *C, int ldc) {
   static _Thread_local int team_of_one;
   if (!team_of_one) omp_set_num_threads(1), team_of_one = 1;
-  if (alpha == 1.0f && beta == 0.0f && skinny_shape(ta, tb, M, N, K) &&
-      skinny_gemm(M, N, K, A, lda, B, ldb, C, ldc))
+  if (matmul_shape(ta, tb, M, N, K, alpha, beta, lda, ldb, ldc) &&
+      matmul_gemm(tb, M, N, K, A, lda, B, ldb, beta, C, ldc))
     return;
   /* A narrow product (N <= 512) of two plain matrices with many rows runs
    * 5-12% faster in bands of 512 rows than whole in oneDNN 2.6's sgemm: the
@@ -138,7 +170,7 @@ typedef struct {
   float alpha, beta;
   const float *A, *B;
   float *C;
-  char split;     /* 'm', 'n' or 'k' */
+  char split;     /* 'm', 'n' or 'k'; 'r': along M in rows of 1 (see dense_rows_fast) */
   float *partial; /* split k: (nparts - 1) x M x N sums of the other parts */
 } gemm_job;
 
@@ -154,8 +186,8 @@ static void part_range(int n, int p, int nparts, int align, int *lo, int *hi) {
 static void gemm_part(void *arg, int p, int nparts) {
   const gemm_job *j = arg;
   int lda = j->ta ? j->M : j->K, ldb = j->tb ? j->K : j->N, lo, hi;
-  if (j->split == 'm') {
-    part_range(j->M, p, nparts, 16, &lo, &hi);
+  if (j->split == 'm' || j->split == 'r') {
+    part_range(j->M, p, nparts, j->split == 'r' ? 1 : 16, &lo, &hi);
     if (hi > lo)
       gemm_ld(j->ta, j->tb, hi - lo, j->N, j->K, j->alpha,
               j->ta ? j->A + lo : j->A + (size_t)lo * lda, lda, j->B, ldb, j->beta,
@@ -196,6 +228,19 @@ static float *partial_buffer(size_t floats) {
   return buf;
 }
 
+/* Whether each thread's rows (a split along M, which keeps A, B and C
+ * dense) go to the matmul primitive: then that split, in single rows for
+ * balance, beats the K split, whose column ranges of A and B are strided and
+ * go to sgemm. LeNet's conv2 backward at 2 threads 1.53-1.67 -> 1.41-1.52 ms
+ * (25 of its 50 rows a thread). */
+static int dense_rows_fast(int ta, int tb, int M, int N, int K, float alpha, float beta, int nt) {
+#ifdef DL_ONEDNN
+  return M >= 8 * nt && matmul_shape(ta, tb, M / nt, N, K, alpha, beta, K, K, N);
+#else
+  return (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)alpha, (void)beta, (void)nt, 0;
+#endif
+}
+
 /* Cuts one GEMM across the pool (OpenBLAS itself runs single-threaded): along
  * M or N when the output is large, along K (then summing the parts) when a
  * small output comes from a long reduction, like a conv weight gradient over
@@ -206,7 +251,9 @@ void dl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const f
   double flops = 2.0 * M * N * K;
   gemm_job j = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, 0, NULL};
   if (nt > 1 && flops >= 4e6) {
-    if ((size_t)M * N <= ((size_t)1 << 16) && K >= 8 * (M > N ? M : N) && K >= 64 * nt)
+    if (dense_rows_fast(trans_a, trans_b, M, N, K, alpha, beta, nt))
+      j.split = 'r';
+    else if ((size_t)M * N <= ((size_t)1 << 16) && K >= 8 * (M > N ? M : N) && K >= 64 * nt)
       j.split = 'k';
     else if (M >= N && M >= 16 * nt)
       j.split = 'm';

@@ -88,6 +88,35 @@ START_TEST(skinny_gemm_matches_reference) {
 }
 END_TEST
 
+/* A B^T with few rows (M <= 256) and a long reduction (K >= 1024): a native
+ * convolution's weight gradient, which goes to oneDNN's matmul primitive,
+ * with beta 0 or 1 (a sum post-op); at two threads split along M in single
+ * rows, so that each thread's operands stay dense (core/math_cpu.c). */
+START_TEST(matmul_nt_matches_reference) {
+  static const int shapes[][3] = {{50, 500, 2048}, {21, 37, 1100}, {3, 200, 4096}, {256, 64, 1024}};
+  for (int threads = 1; threads <= 2; threads++) {
+    dl_set_threads(threads);
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+      for (int accumulate = 0; accumulate < 2; accumulate++) {
+        int M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+        float beta = (float)accumulate;
+        float *A = random_floats((size_t)M * K, 10), *B = random_floats((size_t)N * K, 11);
+        float *C = random_floats((size_t)M * N, 12), *R = malloc((size_t)M * N * sizeof *R);
+        memcpy(R, C, (size_t)M * N * sizeof *R);
+        for (int rep = 0; rep < 2; rep++) /* the second call reuses the primitive */
+          dl_gemm(0, 1, M, N, K, 1.0f, A, B, beta, C);
+        naive_gemm(0, 1, M, N, K, 1.0f + beta, A, B, beta, R); /* C twice added to */
+        for (size_t i = 0; i < (size_t)M * N; i++)
+          ck_assert_msg(fabsf(C[i] - R[i]) <= 1e-4f * (1 + sqrtf((float)K)),
+                        "%d threads, %d x %d x %d, beta %g: [%zu] %g vs %g", threads, M, N, K, beta,
+                        i, C[i], R[i]);
+        free(A), free(B), free(C), free(R);
+      }
+  }
+  dl_set_threads(1);
+}
+END_TEST
+
 /* Narrow products of plain matrices with more than 512 rows run in bands of
  * 512 rows (core/math_cpu.c, gemm_ld); a ragged last band at one thread, and
  * at two, where each thread's slice is banded again. */
@@ -214,6 +243,7 @@ Suite *suite_parallel(void) {
   tcase_add_test(tc, split_gemm_matches_reference);
   tcase_add_test(tc, skinny_gemm_matches_reference);
   tcase_add_test(tc, banded_gemm_matches_reference);
+  tcase_add_test(tc, matmul_nt_matches_reference);
   tcase_add_test(tc, threaded_conv_matches_serial);
   tcase_add_test(tc, threaded_layers_match_serial_bitwise);
   tcase_add_test(tc, all_finite_finds_nan_and_inf);
