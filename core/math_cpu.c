@@ -422,9 +422,8 @@ DL_VINLINE float row_exp_sum_pipelined(int C, const float *restrict x, float mx,
 }
 
 /* The sum of exp(x - mx) over a row, in blocks of DL_VBLOCK with separate
- * running sums; each exp is also stored in y unless y is NULL. */
+ * running sums; each exp is also stored in y. */
 DL_VINLINE float row_exp_sum(int C, const float *restrict x, float mx, float *restrict y) {
-  if (!y) return row_exp_sum_pipelined(C, x, mx, NULL, NULL);
   float acc[DL_VBLOCK] = {0}, sum = 0;
   int nb = C / DL_VBLOCK * DL_VBLOCK;
   for (int i = 0; i < nb; i += DL_VBLOCK)
